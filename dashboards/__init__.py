@@ -1,0 +1,1 @@
+"""dashboards: the control plane, its JSON API and the review console."""

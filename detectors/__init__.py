@@ -1,0 +1,1 @@
+"""detectors: features, embeddings, clusters, account behaviour and the account graph."""

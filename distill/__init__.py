@@ -1,0 +1,1 @@
+"""distill: licence-gated distillation jobs with provenance."""

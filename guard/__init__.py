@@ -1,0 +1,1 @@
+"""guard: the data-plane gateway (auth, enforcement, rate limits, proxying, durable call log)."""

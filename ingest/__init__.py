@@ -1,0 +1,1 @@
+"""ingest: owns the DuckDB warehouse (schema, migrations, exactly-once loading, quarantine)."""

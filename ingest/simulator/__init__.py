@@ -1,0 +1,1 @@
+"""A traffic simulator: benign populations, hard negatives and extraction rings, with labels."""

@@ -1,0 +1,1 @@
+"""policies: declarative, validated policy files and the engine that evaluates them."""
