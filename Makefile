@@ -16,8 +16,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The real public prompt sets beside the project are used when present (never copied in).
+CORPUS := $(wildcard ../shared/data/prompts)
+
 demo: $(STAMP)
-	$(VENV)/bin/distillguard demo
+	$(VENV)/bin/distillguard demo $(if $(CORPUS),--corpus $(CORPUS))
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

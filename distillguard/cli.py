@@ -19,13 +19,14 @@ Register = Callable[[typer.Typer], None]
 
 def _registrars() -> list[Register]:
     from dashboards.cli import register as dashboards
+    from distillguard.demo import register as demo
     from detectors.cli import register as detectors
     from distill.cli import register as distill
     from guard.cli import register as guard
     from ingest.cli import register as ingest
     from ingest.simulator.cli import register as simulator
 
-    return [ingest, simulator, guard, detectors, distill, dashboards]
+    return [ingest, simulator, guard, detectors, distill, dashboards, demo]
 
 
 def _version(value: bool) -> None:
