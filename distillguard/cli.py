@@ -19,14 +19,15 @@ Register = Callable[[typer.Typer], None]
 
 def _registrars() -> list[Register]:
     from dashboards.cli import register as dashboards
-    from distillguard.demo import register as demo
     from detectors.cli import register as detectors
     from distill.cli import register as distill
+    from distillguard.demo import register as demo
     from guard.cli import register as guard
     from ingest.cli import register as ingest
     from ingest.simulator.cli import register as simulator
+    from policies.cli import register as policies
 
-    return [ingest, simulator, guard, detectors, distill, dashboards, demo]
+    return [ingest, simulator, guard, detectors, distill, policies, dashboards, demo]
 
 
 def _version(value: bool) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -83,16 +84,22 @@ def stage_summary(paths: DemoPaths) -> None:
 
 
 def demo(
-    out: Path = typer.Option(Path("demo-out"), "--out", help="Folder for the demo's files."),
-    seed: int = typer.Option(7, "--seed", help="Simulation seed."),
-    scale: float = typer.Option(1.0, "--scale", help="Population size relative to the default."),
-    corpus: Path | None = typer.Option(
-        None,
-        "--corpus",
-        help="Folder of real public prompt sets (for example ../shared/data/prompts).",
-        exists=True,
-        file_okay=False,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the demo's files.")] = Path(
+        "demo-out"
     ),
+    seed: Annotated[int, typer.Option("--seed", help="Simulation seed.")] = 7,
+    scale: Annotated[
+        float, typer.Option("--scale", help="Population size relative to the default.")
+    ] = 1.0,
+    corpus: Annotated[
+        Path | None,
+        typer.Option(
+            "--corpus",
+            help="Folder of real public prompt sets (for example ../shared/data/prompts).",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Simulate traffic, ingest it and report what arrived, on the embedded defaults."""
     paths = DemoPaths(out)
