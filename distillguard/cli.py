@@ -9,12 +9,20 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
+import click
 import typer
 
 from distillguard import __version__
 from distillguard.errors import DistillguardError
 
 Register = Callable[[typer.Typer], None]
+
+# typer 0.29 vendors its own click; catch usage errors from whichever click raised them.
+try:
+    from typer._click.exceptions import ClickException as _TyperClickException
+except ImportError:  # pragma: no cover - older typer uses click itself
+    _TyperClickException = click.ClickException  # type: ignore[misc,assignment]
+_CLICK_ERRORS: tuple[type[Exception], ...] = (click.ClickException, _TyperClickException)
 
 
 def _registrars() -> list[Register]:
@@ -73,12 +81,10 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(130)
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except Exception as exc:
+        if isinstance(exc, _CLICK_ERRORS):  # usage errors carry their own message and exit code
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
         raise
     if isinstance(code, int) and code:
         sys.exit(code)

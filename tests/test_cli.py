@@ -46,3 +46,12 @@ def test_console_script_runs() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "distillguard" in out.stdout
+
+
+def test_usage_error_is_a_message_not_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["no-such-command"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "No such command" in err
+    assert "Traceback" not in err
