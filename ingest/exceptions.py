@@ -5,7 +5,8 @@ DistillguardError
     ├── WarehouseLocked         another process holds the warehouse read-write
     ├── WarehouseTooNew         the file was written by a newer distillguard
     ├── MigrationError          a migration failed; the warehouse is left as it was
-    └── UnreadableInput         a file is not what it claims (truncated, junk, wrong columns)
+    └── UnreadableInput         a file is not what it claims (truncated, junk, wrong columns);
+                                refused whole, nothing loaded; exit code 2
 """
 
 from __future__ import annotations
@@ -31,3 +32,5 @@ class MigrationError(IngestError):
 
 class UnreadableInput(IngestError):
     """An input file cannot be read as the format it claims, or lacks required columns."""
+
+    exit_code = 2

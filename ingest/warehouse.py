@@ -83,6 +83,7 @@ class Warehouse:
                 ) from exc
             raise
         con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_progress_bar = false")  # DuckDB would draw on stdout
         warehouse = cls(con, target)
         if read_only:
             warehouse._check_version()
@@ -108,14 +109,20 @@ class Warehouse:
         return self.execute(sql, params).fetchall()
 
     def fetchone(self, sql: str, params: Params = None) -> tuple[Any, ...] | None:
-        return self.execute(sql, params).fetchone()
+        """The first row; the rest of the result is run to its end so the connection is free."""
+        cursor = self.execute(sql, params)
+        row = cursor.fetchone()
+        if row is not None:
+            cursor.complete()
+        return row
 
     def scalar(self, sql: str, params: Params = None) -> Any:
         row = self.fetchone(sql, params)
         return None if row is None else row[0]
 
     def arrow(self, sql: str, params: Params = None) -> pa.Table:
-        return self.execute(sql, params).to_arrow_table()
+        """The result as an Arrow table (through a relation: no extra copy of the rows)."""
+        return self.con.sql(sql, params=params).to_arrow_table()
 
     def records(self, sql: str, params: Params = None) -> list[dict[str, Any]]:
         """Rows as dicts keyed by column name."""

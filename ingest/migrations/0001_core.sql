@@ -12,8 +12,9 @@ CREATE TABLE ingest_ledger (
     content_sha256    VARCHAR NOT NULL,
     size_bytes        BIGINT NOT NULL,
     rows_read         BIGINT NOT NULL,
-    rows_loaded       BIGINT NOT NULL,
-    rows_duplicate    BIGINT NOT NULL,
+    rows_loaded       BIGINT NOT NULL,          -- new rows, plus updated accounts
+    rows_updated      BIGINT NOT NULL,          -- accounts that replaced a stored row
+    rows_duplicate    BIGINT NOT NULL,          -- calls already stored, accounts unchanged
     rows_quarantined  BIGINT NOT NULL,
     started_at        TIMESTAMPTZ NOT NULL,
     finished_at       TIMESTAMPTZ NOT NULL
