@@ -97,10 +97,20 @@ def typed_expr(column: Column, ref: str, source_type: str) -> str:
     )
 
 
+# Required text that may legitimately be empty: a call whose body had no text (``GET /v1/models``,
+# a body over the size limit) is still a call, and the gateway logs it.
+EMPTY_ALLOWED = frozenset({"prompt"})
+
+
 def _missing(column: Column, ref: str, source_type: str | None) -> str:
     if source_type is None:
         return "TRUE"
-    if source_type == "VARCHAR" and column.required and column.sql_type == "VARCHAR":
+    if (
+        source_type == "VARCHAR"
+        and column.required
+        and column.sql_type == "VARCHAR"
+        and column.name not in EMPTY_ALLOWED
+    ):
         return f"({ref} IS NULL OR {ref} = '')"
     return f"{ref} IS NULL"
 

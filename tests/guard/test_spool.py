@@ -1,0 +1,277 @@
+"""The durable call log: journals, group commit, rotation, recovery, and failing closed."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyarrow.parquet as pq
+import pytest
+
+from guard.exceptions import SpoolUnavailable
+from guard.journal import Journal, decode_all, encode, recover_orphans, seal, segment_path
+from guard.spool import Spool, SpoolHooks
+from ingest.contract import CALLS_ARROW_SCHEMA
+from tests.guard.conftest import Factory, chat, eventually, journal_records, read_segments
+
+pytestmark = pytest.mark.anyio
+
+
+def record(i: int) -> dict[str, Any]:
+    return {
+        "call_id": f"c{i}",
+        "ts": 1_795_000_000_000_000 + i,
+        "account_id": "a",
+        "prompt": f"p{i}",
+    }
+
+
+def test_journal_drops_only_a_torn_tail(tmp_path: Path) -> None:
+    data = b"".join(encode(record(i)) for i in range(3))
+    records, torn = decode_all(data + encode(record(3))[:-2])
+    assert [r["call_id"] for r in records] == ["c0", "c1", "c2"] and torn > 0
+    corrupt = bytearray(data)
+    corrupt[-3] ^= 0xFF  # a flipped byte in the last record fails its CRC
+    assert [r["call_id"] for r in decode_all(bytes(corrupt))[0]] == ["c0", "c1"]
+
+
+def test_seal_writes_the_contract_schema_once(tmp_path: Path) -> None:
+    journal = Journal.create(tmp_path / "journal")
+    journal.write(b"".join(encode(record(i)) for i in range(5)), 5)
+    journal.close()
+    segments = tmp_path / "segments"
+    assert seal(journal.path, segments) == (5, 0)
+    table = pq.read_table(segment_path(journal.path, segments))
+    assert table.schema.equals(CALLS_ARROW_SCHEMA)
+    assert table.column("call_id").to_pylist() == [f"c{i}" for i in range(5)]
+    assert not journal.path.exists()
+    assert [p.name for p in segments.iterdir()] == [segment_path(journal.path, segments).name]
+
+
+def test_a_crash_between_segment_and_unlink_does_not_duplicate(tmp_path: Path) -> None:
+    journal = Journal.create(tmp_path / "journal")
+    journal.write(encode(record(1)), 1)
+    journal.close()
+    kept = tmp_path / "copy"
+    shutil.copy(journal.path, kept)
+    seal(journal.path, tmp_path / "segments")
+    shutil.copy(kept, journal.path)  # as if the unlink never happened
+    assert recover_orphans(tmp_path / "journal", tmp_path / "segments", set())[0][1] == 1
+    assert read_segments(tmp_path).num_rows == 1
+
+
+def test_recovery_skips_journals_a_live_writer_holds(tmp_path: Path) -> None:
+    live = Journal.create(tmp_path / "journal")
+    live.write(encode(record(1)), 1)
+    dead = Journal.create(tmp_path / "journal")
+    dead.write(encode(record(2)), 1)
+    dead.close()
+    done = recover_orphans(tmp_path / "journal", tmp_path / "segments", set())
+    assert [path for path, _, _ in done] == [dead.path]
+    assert live.path.exists()
+    live.close()
+
+
+async def test_group_commit_writes_many_records_per_fsync(tmp_path: Path) -> None:
+    writes: list[int] = []
+
+    def counting_write(fd: int, data: Any) -> int:
+        writes.append(len(data))
+        return os.write(fd, data)
+
+    spool = Spool(tmp_path, write=counting_write)
+    await spool.start()
+    writes.clear()  # the start-up probe
+    await asyncio.gather(*(spool.append(record(i)) for i in range(200)))
+    assert len(journal_records(tmp_path)) == 200  # all on disk when append returned
+    assert len(writes) < 20
+    await spool.close()
+    assert read_segments(tmp_path).num_rows == 200
+
+
+async def test_rotation_by_size_and_by_age(tmp_path: Path) -> None:
+    sealed: list[int] = []
+    spool = Spool(
+        tmp_path,
+        max_bytes=1000,
+        max_age_s=0.3,
+        probe_s=0.05,
+        hooks=SpoolHooks(sealed=sealed.append),
+    )
+    await spool.start()
+    for i in range(40):
+        await spool.append(record(i))
+
+    def segments() -> int:
+        return len(list((tmp_path / "segments").glob("*.parquet")))
+
+    await eventually(lambda: sum(sealed) == 40 - spool._journal.records)  # type: ignore[union-attr]
+    by_size = segments()
+    assert by_size >= 2
+    await spool.append(record(99))
+    await eventually(lambda: segments() == by_size + 1)  # by age
+    await spool.close()
+    assert read_segments(tmp_path).num_rows == 41 == sum(sealed)
+
+
+class Disk:
+    """A writer that fails with ENOSPC while ``full`` is set."""
+
+    def __init__(self) -> None:
+        self.full = False
+
+    def write(self, fd: int, data: Any) -> int:
+        if self.full:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return os.write(fd, data)
+
+
+async def test_failed_write_fails_the_waiters_then_recovers(tmp_path: Path) -> None:
+    disk = Disk()
+    spool = Spool(tmp_path, probe_s=0.05, write=disk.write)
+    await spool.start()
+    await spool.append(record(1))
+    disk.full = True
+    with pytest.raises(SpoolUnavailable, match="No space left"):
+        await spool.append(record(2))
+    with pytest.raises(SpoolUnavailable):
+        await spool.append(record(3))
+    assert not spool.available
+    disk.full = False
+    await eventually(lambda: spool.available)
+    await spool.append(record(4))
+    await spool.close()
+    assert sorted(read_segments(tmp_path).column("call_id").to_pylist()) == ["c1", "c4"]
+
+
+async def test_gateway_fails_closed_when_the_spool_is_not_a_folder(
+    make_gateway: Factory, key: str, settings: Any
+) -> None:
+    settings.spool.write_text("a file where the spool folder should be")
+    app, client = await make_gateway()
+    r = await client.post(
+        "/v1/chat/completions", json=chat(), headers={"authorization": f"Bearer {key}"}
+    )
+    assert r.status_code == 503
+    assert "cannot be written" in r.json()["error"]["message"]
+    assert (await client.get("/healthz")).status_code == 503
+    assert "guard_spool_unavailable_rejections_total 1.0" in (await client.get("/metrics")).text
+    settings.spool.unlink()
+    await eventually(lambda: app.spool.available)
+    r = await client.post(
+        "/v1/chat/completions", json=chat(), headers={"authorization": f"Bearer {key}"}
+    )
+    assert r.status_code == 200
+    assert len(journal_records(settings.spool)) == 1
+
+
+async def test_gateway_answers_503_when_a_write_fails_and_logs_only_what_it_served(
+    make_gateway: Factory, key: str, settings: Any
+) -> None:
+    disk = Disk()
+    spool = Spool(settings.spool, probe_s=0.05, write=disk.write)
+    app, client = await make_gateway(inject={"spool": spool})
+    headers = {"authorization": f"Bearer {key}"}
+    ok = await client.post("/v1/chat/completions", json=chat("first"), headers=headers)
+    disk.full = True
+    refused = [
+        await client.post("/v1/chat/completions", json=chat("x", stream=stream), headers=headers)
+        for stream in (False, True, False)
+    ]
+    assert refused[0].status_code == 503
+    assert "error" in refused[1].text  # a stream cut short by the failure ends with an error event
+    assert refused[2].status_code == 503
+    metrics = (await client.get("/metrics")).text
+    assert "guard_spool_write_errors_total 1.0" in metrics
+    assert "guard_records_lost_total 0.0" in metrics
+    disk.full = False
+    await eventually(lambda: spool.available)
+    again = await client.post("/v1/chat/completions", json=chat("after"), headers=headers)
+    assert again.status_code == 200
+    await app.shutdown()
+    logged = read_segments(settings.spool).to_pylist()
+    assert [r["prompt"] for r in logged] == ["first", "after"]
+    assert {r["call_id"] for r in logged} == {
+        ok.headers["x-distillguard-call-id"],
+        again.headers["x-distillguard-call-id"],
+    }
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Any:
+    """A 512 KiB tmpfs (needs root and mount rights; skipped elsewhere)."""
+    where = tmp_path / "tiny"
+    where.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(where)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    yield where
+    subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+async def test_gateway_on_a_full_disk_fails_closed_and_recovers(
+    tiny_disk: Path, make_gateway: Factory, key: str
+) -> None:
+    app, client = await make_gateway(spool=tiny_disk / "spool")
+    headers = {"authorization": f"Bearer {key}"}
+    assert (
+        await client.post("/v1/chat/completions", json=chat(), headers=headers)
+    ).status_code == 200
+    filler = tiny_disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+    statuses = [
+        (
+            await client.post("/v1/chat/completions", json=chat("y" * 5000), headers=headers)
+        ).status_code
+        for _ in range(5)
+    ]
+    assert 503 in statuses
+    assert statuses[statuses.index(503) :] == [503] * (5 - statuses.index(503))
+    filler.unlink()
+    await eventually(lambda: app.spool.available)
+    assert (
+        await client.post("/v1/chat/completions", json=chat(), headers=headers)
+    ).status_code == 200
+    await app.shutdown()
+    assert read_segments(tiny_disk / "spool").num_rows == 1 + statuses.count(200) + 1
+
+
+async def test_a_stream_whose_record_cannot_be_written_never_says_done(
+    make_gateway: Factory, key: str, settings: Any
+) -> None:
+    disk = Disk()
+
+    class Upstream(httpx.AsyncByteStream):
+        async def __aiter__(self):  # type: ignore[no-untyped-def]
+            yield b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'
+            disk.full = True  # the disk fills while the answer streams
+            yield b"data: [DONE]\n\n"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=Upstream(), headers={"content-type": "text/event-stream"})
+
+    spool = Spool(settings.spool, probe_s=0.05, write=disk.write)
+    _, client = await make_gateway(transport=httpx.MockTransport(handler), inject={"spool": spool})
+    r = await client.post(
+        "/v1/chat/completions", json=chat(stream=True), headers={"authorization": f"Bearer {key}"}
+    )
+    assert '"hi"' in r.text
+    assert "[DONE]" not in r.text  # an SDK would take [DONE] for a complete, logged answer
+    assert "cannot be written" in r.text
