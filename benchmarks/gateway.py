@@ -34,7 +34,7 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.guard.processes import Server, free_port  # noqa: E402
+from distillguard.processes import Server, free_port  # noqa: E402
 
 LITELLM_VENV = Path.home() / ".cache" / "distillguard-bench" / "litellm"
 LATENCY_MS = 50

@@ -10,8 +10,9 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import pyarrow as pa
 import typer
 
 from ingest.warehouse import Warehouse
@@ -30,6 +31,18 @@ class DemoPaths:
     @property
     def db(self) -> Path:
         return self.root / "distillguard.duckdb"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "distillguard-state.json"
+
+    @property
+    def spool(self) -> Path:
+        return self.root / "spool"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
 
 
 def _say(text: str) -> None:
@@ -65,9 +78,111 @@ def stage_ingest(paths: DemoPaths) -> None:
             )
 
 
+def _replay_sample(paths: DemoPaths, accounts: int, per_account: int) -> list[dict[str, Any]]:
+    """The first calls of a sample of simulated accounts, rings included, in time order."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    labels = pq.read_table(paths.sim / "labels.parquet")
+    calls = pq.read_table(
+        paths.sim / "calls.parquet",
+        columns=["account_id", "ts", "model", "prompt", "system_prompt", "user_agent"],
+    )
+    fraud = labels.filter(pc.field("is_fraud")).column("account_id").to_pylist()
+    benign = labels.filter(~pc.field("is_fraud")).column("account_id").to_pylist()
+    chosen = fraud[: accounts // 2] + benign[: accounts - min(len(fraud), accounts // 2)]
+    picked = calls.filter(pc.is_in(calls["account_id"], pa.array(chosen))).sort_by("ts")
+    sample: list[dict[str, Any]] = []
+    taken: dict[str, int] = {}
+    for row in picked.to_pylist():
+        if taken.get(row["account_id"], 0) < per_account:
+            taken[row["account_id"]] = taken.get(row["account_id"], 0) + 1
+            sample.append(row)
+    return sample
+
+
+def _send(base_url: str, secret: str, call: dict[str, Any]) -> int:
+    """One replayed call through the gateway with the real OpenAI SDK; returns the HTTP status."""
+    import openai
+
+    client = openai.OpenAI(
+        base_url=base_url,
+        api_key=secret,
+        max_retries=0,
+        default_headers={"User-Agent": call["user_agent"] or "distillguard-demo"},
+    )
+    messages: list[dict[str, str]] = []
+    if call["system_prompt"]:
+        messages.append({"role": "system", "content": call["system_prompt"]})
+    messages.append({"role": "user", "content": call["prompt"]})
+    try:
+        client.chat.completions.create(
+            model=call["model"] or "atlas-mini",
+            messages=messages,  # type: ignore[arg-type]
+            max_tokens=64,
+        )
+        return 200
+    except openai.APIStatusError as exc:
+        return exc.status_code
+    finally:
+        client.close()
+
+
+def stage_gateway(paths: DemoPaths, accounts: int = 40, per_account: int = 10) -> None:
+    """Replay a sample of the simulated traffic through a real gateway and load its call log."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from distillguard.processes import Server, free_port
+    from guard.state import open_store
+    from ingest.loader import ingest_spool
+
+    _say("3. replaying simulated traffic through the gateway (OpenAI SDK -> gateway -> mock)")
+    paths.logs.mkdir(exist_ok=True)
+    sample = _replay_sample(paths, accounts, per_account)
+    store = open_store(paths.state)
+    secrets = {a: store.create_key(a)[1] for a in sorted({c["account_id"] for c in sample})}
+    store.close()
+    upstream_port, gateway_port = free_port(), free_port()
+    upstream = Server(
+        ["mock-upstream", "--latency-ms", "5", "--tokens-per-second", "0"],
+        upstream_port,
+        paths.logs / "mock-upstream.log",
+    )
+    gateway = Server(
+        [
+            "gateway",
+            "--upstream",
+            f"http://127.0.0.1:{upstream_port}",
+            "--state",
+            str(paths.state),
+            "--spool",
+            str(paths.spool),
+        ],
+        gateway_port,
+        paths.logs / "gateway.log",
+        env={"UPSTREAM_API_KEY": "demo-upstream-key"},
+    )
+    with upstream, gateway:
+        base = f"{gateway.url}/v1"
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(lambda c: _send(base, secrets[c["account_id"]], c), sample))
+    ok = sum(1 for s in statuses if s == 200)
+    typer.echo(
+        f"   {len(secrets)} keys created; {len(sample)} calls sent, {ok} answered 200, "
+        f"{len(sample) - ok} refused or failed"
+    )
+    with Warehouse.open(paths.db) as wh:
+        reports = ingest_spool(wh, paths.spool)
+        loaded = sum(r.rows_loaded for r in reports)
+        typer.echo(
+            f"   spool: {len(reports)} segment(s), {loaded} call records loaded "
+            f"(one per call sent: {'yes' if loaded == len(sample) else 'NO'})"
+        )
+
+
 def stage_summary(paths: DemoPaths) -> None:
     """What arrived: volume, span, endpoints and models."""
-    _say("3. what the warehouse holds")
+    _say("4. what the warehouse holds")
     with Warehouse.open(paths.db, read_only=True) as wh:
         row = wh.fetchone(
             "SELECT count(*), count(DISTINCT account_id), min(ts), max(ts) FROM calls"
@@ -108,6 +223,7 @@ def demo(
     paths.root.mkdir(parents=True)
     stage_simulate(paths, seed, scale, corpus)
     stage_ingest(paths)
+    stage_gateway(paths)
     stage_summary(paths)
 
 
