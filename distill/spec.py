@@ -11,7 +11,8 @@ data:
     license: cc-by-4.0
 use: commercial                              # commercial | research | internal
 output_dir: ./out/student
-hyperparameters: {epochs: 1}                 # free mapping for the trainer
+hyperparameters: {epochs: 1}                 # validated by the method's config
+licence_texts: {Apache-2.0: ./LICENSE.txt}   # optional: licence copies an obligation requires
 ```
 
 Relative paths are resolved against the spec file's folder.
@@ -37,6 +38,9 @@ class DataEntry(PolicyModel):
     path: str | None = None
     name: str | None = None
     license: str = Field(min_length=1, description="registry id, Hub licence id or api:<provider>")
+    attribution: str | None = Field(
+        None, description="creators and copyright notice, for licences that require attribution"
+    )
 
     @model_validator(mode="after")
     def _path_or_name(self) -> DataEntry:
@@ -63,6 +67,10 @@ class JobSpec(PolicyModel):
     use: Literal["commercial", "research", "internal"]
     output_dir: str = Field(min_length=1)
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    licence_texts: dict[str, str] = Field(
+        default_factory=dict,
+        description="licence id -> a file with its text, for licence-copy obligations",
+    )
 
     @field_validator("student")
     @classmethod
@@ -107,6 +115,7 @@ def load_job_spec(path: Path) -> LoadedPolicy[JobSpec]:
             "student": student,
             "data": data,
             "output_dir": _local(base, spec.output_dir),
+            "licence_texts": {k: _local(base, v) for k, v in spec.licence_texts.items()},
         }
     )
     return LoadedPolicy(model=resolved, path=path, sha256=loaded.sha256)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +52,35 @@ def run_gate(tmp_path: Path) -> Run:
         return check(load_job_spec(job).model, org=load_org_policy(org_path))
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny models built once per session from configs (see ``tests/distill/tiny.py``)."""
+    from tests.distill import tiny
+
+    root = tmp_path_factory.mktemp("tiny-models")
+    tiny.bert(root / "bert-teacher", hidden=32, layers=4)
+    tiny.bert(root / "bert-student", hidden=16, layers=2, seed=1)
+    tiny.llama(root / "llama-teacher", hidden=32, layers=2)
+    tiny.llama(root / "llama-student", hidden=16, layers=1, vocab_pad=6, seed=1)
+    tiny.llama(root / "llama-other-tokenizer", hidden=16, layers=1, seed=2)
+    tiny.wordlevel_tokenizer(root / "llama-other-tokenizer")
+    return root
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, tiny_models: Path) -> Callable[..., Path]:
+    """Copy tiny models into ``tmp_path`` as ``teacher`` / ``student``, with prompts, licence."""
+    from tests.distill import tiny
+
+    def make(teacher: str, student: str, card: str | None = None) -> Path:
+        for role, name in (("teacher", teacher), ("student", student)):
+            shutil.copytree(tiny_models / name, tmp_path / role)
+        if card is not None:
+            (tmp_path / "teacher" / "README.md").write_text(card, encoding="utf-8")
+        tiny.prompts(tmp_path)
+        tiny.apache_text(tmp_path)
+        return tmp_path
+
+    return make

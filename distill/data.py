@@ -1,0 +1,159 @@
+"""Examples for a job: prompts (with a reference answer or an earlier generation when present).
+
+Readable files: JSON Lines, a JSON list, CSV and plain text (one prompt per line). A record's
+prompt is its first present field among ``prompt``, ``question``, ``instruction``, ``text``,
+``input``, ``turns`` (the first turn), SVAMP's ``Body`` + ``Question``, or the first Human
+turn of an hh-rlhf ``chosen`` dialogue. A reference answer is
+``answer`` / ``Answer`` / ``reference``; an earlier generation is ``response``.
+
+The train / eval split is by a hash of the prompt text, so the same prompt always lands on the
+same side whatever the file order (benchmarks recompute the held-out set from the job's data).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from distill.exceptions import DataError
+from distill.spec import DataEntry
+
+_PROMPT_KEYS = ("prompt", "question", "instruction", "text", "input")
+_ANSWER_KEYS = ("answer", "Answer", "reference")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training or evaluation example."""
+
+    prompt: str
+    reference: str | None = None
+    response: str | None = None
+    source: str = ""
+
+
+def _prompt_of(record: dict[str, Any]) -> str | None:
+    if "Body" in record and "Question" in record:
+        return f"{record['Body']} {record['Question']}".strip()
+    for key in _PROMPT_KEYS:
+        value = record.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    turns = record.get("turns")
+    first = turns[0] if isinstance(turns, list) and turns else None
+    if isinstance(first, dict):
+        first = first.get("content")
+    if isinstance(first, str) and first.strip():
+        return first.strip()
+    dialogue = record.get("chosen")
+    if isinstance(dialogue, str) and "Human:" in dialogue:
+        return dialogue.split("Human:", 1)[1].split("\n\nAssistant:", 1)[0].strip() or None
+    return None
+
+
+def _example(record: dict[str, Any], source: str) -> Example | None:
+    prompt = _prompt_of(record)
+    if prompt is None:
+        return None
+    answer = next((record[k] for k in _ANSWER_KEYS if record.get(k) not in (None, "")), None)
+    response = record.get("response")
+    return Example(
+        prompt=prompt,
+        reference=None if answer is None else str(answer),
+        response=response if isinstance(response, str) and response else None,
+        source=source,
+    )
+
+
+def _records(path: Path) -> Iterator[dict[str, Any]]:
+    suffix = path.suffix.lower()
+    with path.open(encoding="utf-8", newline="") as handle:
+        if suffix == ".jsonl":
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"{path}:{number}: not valid JSON: {exc.msg}") from exc
+                if isinstance(record, dict):
+                    yield record
+        elif suffix == ".json":
+            try:
+                body = json.load(handle)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from exc
+            if not isinstance(body, list):
+                raise DataError(f"{path}: a .json data file must hold a list of records")
+            yield from (r for r in body if isinstance(r, dict))
+        elif suffix == ".csv":
+            yield from csv.DictReader(handle)
+        elif suffix == ".txt":
+            yield from ({"prompt": line} for line in handle if line.strip())
+        else:
+            raise DataError(f"{path}: unsupported data file type {suffix or '(none)'}")
+
+
+def load_entry(entry: DataEntry) -> list[Example]:
+    """The examples of one data entry; a missing file or one without prompts is an error."""
+    if entry.path is None:
+        raise DataError(f"data entry {entry.label}: training needs a path to read")
+    path = Path(entry.path)
+    if not path.is_file():
+        raise DataError(f"data entry {entry.label}: {path} does not exist")
+    examples = [e for e in (_example(r, entry.label) for r in _records(path)) if e is not None]
+    if not examples:
+        raise DataError(
+            f"{path}: no record has a prompt field ({', '.join(_PROMPT_KEYS)}, turns or "
+            "Body + Question)"
+        )
+    return examples
+
+
+def load_examples(entries: list[DataEntry], max_chars: int | None = None) -> list[Example]:
+    """Every entry's examples, exact duplicate prompts removed (first one kept), in file order."""
+    if not entries:
+        raise DataError("the job names no data: add at least one entry under data")
+    seen: set[str] = set()
+    out = []
+    for entry in entries:
+        for example in load_entry(entry):
+            prompt = example.prompt[:max_chars] if max_chars else example.prompt
+            if prompt not in seen:
+                seen.add(prompt)
+                out.append(example if prompt == example.prompt else _replace(example, prompt))
+    return out
+
+
+def _replace(example: Example, prompt: str) -> Example:
+    return Example(prompt, example.reference, example.response, example.source)
+
+
+def is_held_out(prompt: str, eval_fraction: float) -> bool:
+    """Whether a prompt belongs to the evaluation split (a stable hash of its text)."""
+    digest = hashlib.sha256(prompt.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < eval_fraction
+
+
+def split(examples: list[Example], eval_fraction: float) -> tuple[list[Example], list[Example]]:
+    """``(train, eval)`` by :func:`is_held_out`."""
+    train = [e for e in examples if not is_held_out(e.prompt, eval_fraction)]
+    held = [e for e in examples if is_held_out(e.prompt, eval_fraction)]
+    if not train:
+        raise DataError(
+            f"no training examples left after holding out eval_fraction={eval_fraction}"
+        )
+    return train, held
+
+
+def data_sha256(examples: list[Example]) -> str:
+    """A hash of the examples' content, to tie caches and provenance to the data."""
+    digest = hashlib.sha256()
+    for e in examples:
+        digest.update(json.dumps([e.prompt, e.reference, e.response]).encode("utf-8"))
+    return digest.hexdigest()

@@ -1,0 +1,43 @@
+"""Hidden-state distillation settings: DistilBERT-style layer maps, sentence embeddings."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from distill.config import TrainConfig
+
+
+class HiddenStateConfig(TrainConfig):
+    """Match the student's hidden states and/or pooled embeddings to the teacher's."""
+
+    student_layers: list[int] | None = Field(
+        None,
+        description="initialise the student from these layers of its base model (e.g. [0, 5] of a "
+        "6-layer teacher); the rest are dropped",
+    )
+    layer_map: dict[int, int] = Field(
+        default_factory=dict,
+        description="student hidden-state index -> teacher hidden-state index (0 = embeddings)",
+    )
+    hidden_loss: Literal["mse", "cosine"] = Field("mse", description="loss between mapped layers")
+    hidden_weight: float = Field(1.0, ge=0, description="weight of the layer-map loss")
+    embedding_loss: Literal["mse", "cosine", "none"] = Field(
+        "mse", description="loss between mean-pooled sentence embeddings (none: layer map only)"
+    )
+    embedding_weight: float = Field(1.0, ge=0, description="weight of the embedding loss")
+
+    @model_validator(mode="after")
+    def _something_to_learn(self) -> HiddenStateConfig:
+        if self.embedding_loss == "none" and not self.layer_map:
+            raise ValueError("embedding_loss is none and layer_map is empty: nothing to distil")
+        if self.student_layers is not None:
+            if not self.student_layers:
+                raise ValueError("student_layers must name at least one layer")
+            if any(i < 0 for i in self.student_layers):
+                raise ValueError(f"student_layers must be >= 0, got {self.student_layers}")
+        for s, t in self.layer_map.items():
+            if s < 0 or t < 0:
+                raise ValueError(f"layer_map indices must be >= 0, got {s}: {t}")
+        return self

@@ -1,0 +1,162 @@
+"""Hidden-state distillation: mapped layers (MSE or cosine, learned projection when widths differ)
+and sentence-embedding regression (student mean-pooled embeddings on the teacher's)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from transformers import AutoModel
+
+from distill.exceptions import DistillError
+from distill.hidden_state_config import HiddenStateConfig
+from distill.losses import hidden_cosine, hidden_mse, mean_pool
+from distill.models import (
+    keep_layers,
+    load_tokenizer,
+    same_tokenizer,
+    student_config,
+    tokenizer_dir,
+)
+from distill.trainer import JobContext
+
+_SENTENCE_FILES = ("modules.json", "sentence_bert_config.json", "config_sentence_transformers.json")
+_ENCODE_BATCH = 64
+
+
+class HiddenStateTrainer:
+    """Trains an encoder (or any model with hidden states) to match a teacher's representations."""
+
+    def __init__(self, ctx: JobContext, config: HiddenStateConfig) -> None:
+        self.ctx = ctx
+        self.config = config
+
+    def prepare(self) -> None:
+        ctx, cfg = self.ctx, self.config
+        torch.manual_seed(cfg.seed)
+        self.tokenizer = load_tokenizer(tokenizer_dir(ctx.student, ctx.teacher))
+        teacher_tok = load_tokenizer(ctx.teacher)
+        same_tokenizer(teacher_tok, self.tokenizer, "hidden-state")
+        self.teacher = AutoModel.from_pretrained(str(ctx.teacher)).to(ctx.device).eval()
+        self.teacher.requires_grad_(False)
+        if ctx.student.is_file():
+            self.student = AutoModel.from_config(student_config(ctx.student))
+        else:
+            self.student = AutoModel.from_pretrained(str(ctx.student))
+        if cfg.student_layers is not None:
+            keep_layers(self.student, cfg.student_layers)
+        self.student.to(ctx.device)
+        t_width, s_width = self.teacher.config.hidden_size, self.student.config.hidden_size
+        self.projection: nn.Module = (
+            nn.Linear(s_width, t_width).to(ctx.device) if s_width != t_width else nn.Identity()
+        )
+        s_depth = self.student.config.num_hidden_layers
+        t_depth = self.teacher.config.num_hidden_layers
+        for s, t in cfg.layer_map.items():
+            if s > s_depth or t > t_depth:
+                raise DistillError(
+                    f"layer_map {s}: {t}: the student has hidden states 0..{s_depth} and the "
+                    f"teacher 0..{t_depth}"
+                )
+        self.texts = [e.prompt for e in ctx.train]
+        self.targets: Tensor | None = None
+        if cfg.embedding_loss != "none":
+            self.targets = self._cached_teacher_embeddings()
+
+    def _tokens(self, texts: list[str]) -> dict[str, Tensor]:
+        batch = self.tokenizer(
+            texts,
+            padding=True,
+            truncation=True,
+            max_length=self.config.max_length,
+            return_tensors="pt",
+        )
+        return {k: v.to(self.ctx.device) for k, v in batch.items()}
+
+    @torch.inference_mode()
+    def _embed(self, model: nn.Module, texts: list[str], project: bool = False) -> Tensor:
+        """Mean-pooled embeddings, computed in batches of similar length (order preserved)."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = torch.empty(len(texts), self.teacher.config.hidden_size)
+        for start in range(0, len(order), _ENCODE_BATCH):
+            chunk = order[start : start + _ENCODE_BATCH]
+            batch = self._tokens([texts[i] for i in chunk])
+            hidden = model(**batch).last_hidden_state
+            pooled = mean_pool(hidden, batch["attention_mask"])
+            out[chunk] = (self.projection(pooled) if project else pooled).float().cpu()
+        return out
+
+    def _cached_teacher_embeddings(self) -> Tensor:
+        from distill.data import data_sha256
+
+        key = f"{data_sha256(self.ctx.train)[:16]}-{self.config.max_length}"
+        path = self.ctx.run_dir / "cache" / f"teacher-embeddings-{key}.pt"
+        if path.exists():
+            cached: Tensor = torch.load(path, weights_only=True)
+            return cached
+        embeddings = self._embed(self.teacher, self.texts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(embeddings, path)
+        return embeddings
+
+    def trainable(self) -> dict[str, nn.Module]:
+        return {"student": self.student, "projection": self.projection}
+
+    def train_size(self) -> int:
+        return len(self.texts)
+
+    def loss(self, indices: list[int]) -> tuple[Tensor, dict[str, float]]:
+        cfg = self.config
+        batch = self._tokens([self.texts[i] for i in indices])
+        out = self.student(**batch, output_hidden_states=bool(cfg.layer_map))
+        mask = batch["attention_mask"]
+        total = torch.zeros((), device=self.ctx.device)
+        metrics: dict[str, float] = {}
+        if self.targets is not None:
+            pooled = self.projection(mean_pool(out.last_hidden_state, mask))
+            target = self.targets[indices].to(self.ctx.device)
+            fn = hidden_cosine if cfg.embedding_loss == "cosine" else hidden_mse
+            part = fn(pooled, target)
+            total = total + cfg.embedding_weight * part
+            metrics["embedding_loss"] = float(part.detach())
+        if cfg.layer_map:
+            with torch.no_grad():
+                teacher_states = self.teacher(**batch, output_hidden_states=True).hidden_states
+            fn = hidden_cosine if cfg.hidden_loss == "cosine" else hidden_mse
+            parts = [
+                fn(self.projection(out.hidden_states[s]), teacher_states[t], mask)
+                for s, t in cfg.layer_map.items()
+            ]
+            part = torch.stack(parts).mean()
+            total = total + cfg.hidden_weight * part
+            metrics["hidden_loss"] = float(part.detach())
+        return total, metrics
+
+    def evaluate(self) -> dict[str, float]:
+        examples = self.ctx.eval or self.ctx.train[:256]
+        texts = [e.prompt for e in examples]
+        teacher = self._embed(self.teacher, texts)
+        student = self._embed(self.student, texts, project=True)
+        cosine = torch.nn.functional.cosine_similarity(student, teacher, dim=-1)
+        return {
+            "eval_examples": float(len(texts)),
+            "eval_on_held_out": float(bool(self.ctx.eval)),
+            "eval_cosine_mean": float(cosine.mean()),
+            "eval_cosine_min": float(cosine.min()),
+            "eval_embedding_mse": float(((student - teacher) ** 2).mean()),
+        }
+
+    def save_student(self, directory: Path) -> None:
+        self.student.save_pretrained(str(directory))
+        self.tokenizer.save_pretrained(str(directory))
+        if not isinstance(self.projection, nn.Identity):
+            torch.save(self.projection.state_dict(), directory / "projection.pt")
+            return
+        base = self.ctx.student if self.ctx.student.is_dir() else self.ctx.teacher
+        for name in _SENTENCE_FILES:
+            if (base / name).is_file():
+                shutil.copy2(base / name, directory / name)
+        if (base / "1_Pooling").is_dir():
+            shutil.copytree(base / "1_Pooling", directory / "1_Pooling", dirs_exist_ok=True)

@@ -1,0 +1,210 @@
+"""The training loop every method shares: batching, AdamW, metrics as JSON Lines, checkpoints.
+
+A method supplies a :class:`Method` (its modules, its loss on a batch of example indices). The
+loop orders batches from the seed and the epoch alone, and a checkpoint holds the trainable
+weights, the optimiser, the scheduler and the RNG state, so an interrupted run resumed with
+``--resume`` takes the same steps it would have taken without the interruption. On CUDA the
+loss runs under bf16 autocast (fp16 where bf16 is unsupported).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from distill.config import TrainConfig
+from distill.exceptions import CheckpointError, JobInterrupted
+from distill.models import autocast
+from distillguard.progress import progress_bar
+
+_KEEP_CHECKPOINTS = 2
+
+
+class Method(Protocol):
+    """What a method's trainer gives the loop."""
+
+    def trainable(self) -> dict[str, nn.Module]:
+        """The modules whose weights are trained and checkpointed, by name."""
+        ...
+
+    def train_size(self) -> int:
+        """How many training examples there are."""
+        ...
+
+    def loss(self, indices: list[int]) -> tuple[Tensor, dict[str, float]]:
+        """The loss on the training examples ``indices`` and extra metrics to log."""
+        ...
+
+
+@dataclass(frozen=True)
+class LoopResult:
+    """How training went."""
+
+    steps: int
+    total_steps: int
+    resumed_from: int | None
+    last_loss: float | None
+    seconds: float
+
+
+def total_steps(config: TrainConfig, examples: int) -> tuple[int, int]:
+    """``(steps per epoch, total steps)`` for ``examples`` training examples."""
+    per_epoch = math.ceil(examples / config.batch_size)
+    total = per_epoch * config.epochs
+    return per_epoch, min(total, config.max_steps) if config.max_steps else total
+
+
+def batch_indices(config: TrainConfig, examples: int, step: int, per_epoch: int) -> list[int]:
+    """The example indices of ``step``: a permutation seeded by the seed and the epoch."""
+    epoch, position = divmod(step, per_epoch)
+    generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+    order = torch.randperm(examples, generator=generator)
+    start = position * config.batch_size
+    return order[start : start + config.batch_size].tolist()
+
+
+def _checkpoints(folder: Path) -> list[Path]:
+    return sorted(folder.glob("step-*.pt"))
+
+
+def _save(folder: Path, state: dict[str, Any]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"step-{state['step']:08d}.pt"
+    partial = final.with_suffix(".pt.partial")
+    torch.save(state, partial)
+    os.replace(partial, final)
+    for old in _checkpoints(folder)[:-_KEEP_CHECKPOINTS]:
+        old.unlink()
+
+
+def _trim_metrics(path: Path, upto: int) -> None:
+    """Drop metric lines past the checkpoint resumed from (the interrupted run logged them)."""
+    if not path.exists():
+        return
+    kept = [
+        line
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and json.loads(line).get("step", 0) <= upto
+    ]
+    path.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
+
+
+def train(
+    method: Method,
+    config: TrainConfig,
+    run_dir: Path,
+    *,
+    resume: bool,
+    stop_after: int | None = None,
+    fingerprint: str = "",
+    device: torch.device | None = None,
+) -> LoopResult:
+    """Train ``method`` to the end (or ``stop_after`` steps), checkpointing under ``run_dir``."""
+    folder = run_dir / "checkpoints"
+    metrics_path = run_dir / "metrics.jsonl"
+    modules = method.trainable()
+    params = [p for m in modules.values() for p in m.parameters() if p.requires_grad]
+    optimiser = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    per_epoch, total = total_steps(config, method.train_size())
+    warmup = int(total * config.warmup_fraction)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimiser,
+        lambda s: (
+            (s + 1) / warmup if s < warmup else max(0.0, (total - s) / max(1, total - warmup))
+        ),
+    )
+    step, resumed_from = 0, None
+    existing = _checkpoints(folder)
+    if resume:
+        if not existing:
+            raise CheckpointError(f"--resume: no checkpoint under {folder}")
+        state = torch.load(existing[-1], map_location="cpu", weights_only=False)
+        if state["fingerprint"] != fingerprint:
+            raise CheckpointError(
+                f"--resume: {existing[-1]} was written for another job spec, data or "
+                "hyperparameters; remove the folder or restore the job"
+            )
+        for name, module in modules.items():
+            module.load_state_dict(state["modules"][name])
+        optimiser.load_state_dict(state["optimiser"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        if state.get("cuda_rng") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        step = resumed_from = state["step"]
+        _trim_metrics(metrics_path, step)
+    elif existing:
+        raise CheckpointError(
+            f"{folder} holds checkpoints of an earlier run: pass --resume to continue it, or "
+            "remove the folder to start again"
+        )
+    elif metrics_path.exists():
+        metrics_path.unlink()
+
+    def checkpoint(at: int) -> None:
+        _save(
+            folder,
+            {
+                "step": at,
+                "fingerprint": fingerprint,
+                "modules": {n: m.state_dict() for n, m in modules.items()},
+                "optimiser": optimiser.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            },
+        )
+
+    started, first, last_loss = time.monotonic(), step, None
+    for module in modules.values():
+        module.train()
+    with progress_bar() as bar, metrics_path.open("a", encoding="utf-8") as log:
+        task = bar.add_task("distil", total=total, completed=step)
+        try:
+            while step < total:
+                indices = batch_indices(config, method.train_size(), step, per_epoch)
+                with autocast(device or torch.device("cpu")):
+                    loss, extra = method.loss(indices)
+                loss.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+                optimiser.step()
+                scheduler.step()
+                optimiser.zero_grad(set_to_none=True)
+                step += 1
+                last_loss = float(loss.detach())
+                record = {
+                    "step": step,
+                    "epoch": (step - 1) // per_epoch,
+                    "loss": round(last_loss, 6),
+                    "grad_norm": round(float(grad_norm), 6),
+                    "lr": scheduler.get_last_lr()[0],
+                    **{k: round(v, 6) for k, v in extra.items()},
+                }
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                bar.update(task, completed=step)
+                if step % config.checkpoint_every == 0 or step == total:
+                    checkpoint(step)
+                if stop_after is not None and step - first >= stop_after and step < total:
+                    checkpoint(step)
+                    raise JobInterrupted(
+                        f"stopped after {step} of {total} steps (--stop-after); a checkpoint is "
+                        f"in {folder}: run again with --resume to finish"
+                    )
+        except KeyboardInterrupt:
+            checkpoint(step)
+            raise JobInterrupted(
+                f"interrupted at step {step} of {total}; a checkpoint is in {folder}: run again "
+                "with --resume to finish"
+            ) from None
+    for module in modules.values():
+        module.eval()
+    return LoopResult(step, total, resumed_from, last_loss, time.monotonic() - started)

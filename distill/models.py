@@ -1,0 +1,162 @@
+"""Loading teachers, students and tokenizers; the device; the vocabulary check.
+
+Imported only after the licence gate has allowed a job: this module imports torch and
+transformers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+from transformers.utils import logging as hf_logging
+
+from distill.exceptions import DeviceError, DistillError, VocabularyMismatch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+hf_logging.disable_progress_bar()
+
+
+def resolve_device(requested: str) -> torch.device:
+    """``auto``: CUDA when there is one, else CPU. ``cuda`` without a device is an error."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("--device cuda: no CUDA device is available (torch sees none)")
+    return torch.device(requested)
+
+
+def autocast(device: torch.device) -> torch.autocast:
+    """bf16 autocast on CUDA devices that support it (fp16 otherwise); disabled on CPU."""
+    if device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return torch.autocast("cpu", enabled=False)
+
+
+def student_config(path: Path) -> Any:
+    """A transformers config from a config file (a student trained from scratch)."""
+    body = json.loads(path.read_text(encoding="utf-8"))
+    model_type = body.pop("model_type", None)
+    if not model_type:
+        raise DistillError(f"{path}: a student config needs model_type (e.g. llama, bert)")
+    return AutoConfig.for_model(model_type, **body)
+
+
+def tokenizer_dir(student: Path, teacher: Path) -> Path:
+    """Where the student's tokenizer comes from: its own folder, else the teacher's."""
+    return student if student.is_dir() else teacher
+
+
+def frozen_causal_lm(directory: Path, device: torch.device) -> PreTrainedModel:
+    """A teacher causal LM in eval mode, without gradients, on ``device``."""
+    model = AutoModelForCausalLM.from_pretrained(str(directory))
+    model.eval().requires_grad_(False)
+    nn.Module.to(model, device)
+    return model
+
+
+def load_tokenizer(directory: Path) -> PreTrainedTokenizerBase:
+    tokenizer = AutoTokenizer.from_pretrained(str(directory))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.sep_token
+    return tokenizer
+
+
+def same_tokenizer(
+    teacher_tok: PreTrainedTokenizerBase, student_tok: PreTrainedTokenizerBase, method: str
+) -> None:
+    """Refuse different tokenizers (token ids must mean the same thing), naming both sizes."""
+    if teacher_tok.get_vocab() != student_tok.get_vocab():
+        raise VocabularyMismatch(
+            f"the teacher's tokenizer has {len(teacher_tok)} tokens and the student's "
+            f"{len(student_tok)}, with different token ids: {method} distillation needs the same "
+            "tokenizer (use method output or reasoning_trace across tokenizers)"
+        )
+
+
+def shared_vocabulary(
+    teacher_tok: PreTrainedTokenizerBase,
+    student_tok: PreTrainedTokenizerBase,
+    teacher_width: int,
+    student_width: int,
+) -> int:
+    """The number of logits teacher and student share.
+
+    The same tokenizer with an embedding matrix padded past it (e.g. to a multiple of 64) is
+    handled by truncating both to the tokenizer's length; different tokenizers are an error
+    that names both vocabularies.
+    """
+    same_tokenizer(teacher_tok, student_tok, "logit")
+    size = len(teacher_tok)
+    if min(teacher_width, student_width) < size:
+        raise VocabularyMismatch(
+            f"the tokenizer has {size} tokens but the teacher outputs {teacher_width} logits and "
+            f"the student {student_width}: a model cannot score every token"
+        )
+    return size
+
+
+def keep_layers(model: nn.Module, layers: list[int]) -> None:
+    """Keep only ``layers`` of an encoder/decoder stack (student initialised from a teacher)."""
+    stack = _layer_list(model)
+    if max(layers) >= len(stack):
+        raise DistillError(f"student_layers {layers}: the base model has only {len(stack)} layers")
+    kept = nn.ModuleList([stack[i] for i in layers])
+    _set_layer_list(model, kept)
+    model.config.num_hidden_layers = len(layers)  # type: ignore[union-attr]
+
+
+_STACKS = ("encoder.layer", "model.layers", "transformer.h", "layers", "h")
+
+
+def _find(model: nn.Module) -> tuple[nn.Module, str]:
+    for dotted in _STACKS:
+        owner: Any = model
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            owner = getattr(owner, part, None)
+            if owner is None:
+                break
+        if owner is not None and isinstance(getattr(owner, parts[-1], None), nn.ModuleList):
+            return owner, parts[-1]
+    raise DistillError(f"cannot find the layer stack of {type(model).__name__}")
+
+
+def _layer_list(model: nn.Module) -> nn.ModuleList:
+    owner, name = _find(model)
+    stack: nn.ModuleList = getattr(owner, name)
+    return stack
+
+
+def _set_layer_list(model: nn.Module, layers: nn.ModuleList) -> None:
+    owner, name = _find(model)
+    setattr(owner, name, layers)
+
+
+def file_sha256(directory: Path) -> dict[str, str]:
+    """sha256 of each weight and config file in a model folder (the teacher's revision)."""
+    import hashlib
+
+    out = {}
+    if directory.is_file():
+        return {directory.name: hashlib.sha256(directory.read_bytes()).hexdigest()}
+    for path in sorted(directory.iterdir()):
+        if path.is_file() and path.suffix in {".safetensors", ".bin", ".json", ".model", ".txt"}:
+            digest = hashlib.sha256()
+            with path.open("rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+            out[path.name] = digest.hexdigest()
+    return out

@@ -1,0 +1,112 @@
+"""Reading prompt files and checking GSM8K-style answers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from distill.answers import checks_out, reference_number, trace_number
+from distill.data import is_held_out, load_entry, load_examples, split
+from distill.exceptions import DataError
+from distill.spec import DataEntry
+
+
+@pytest.mark.parametrize(
+    ("trace", "reference", "expected"),
+    [
+        ("so 5 + 3 = 8. The answer is 8", "5+3=<<5+3=8>>8\n#### 8", True),
+        ("The answer is: $1,200.", "#### 1200", True),
+        ("3 + 4 = 7, then 7 * 2 = 14", "#### 14", True),
+        ("The answer is 13", "#### 14", False),
+        ("no number at all", "#### 14", False),
+        ("The answer is 51", "51.0", True),
+        ("anything", "We have $r = 3$ and \\theta = \\pi/2", None),
+        ("anything", None, None),
+    ],
+)
+def test_checks_out(trace: str, reference: str | None, expected: bool | None) -> None:
+    assert checks_out(trace, reference) is expected
+
+
+def test_numbers_parse_commas_and_negatives() -> None:
+    assert reference_number("#### -2,500") == -2500
+    assert trace_number("first 3, then the answer is -4.5") == -4.5
+
+
+def test_reads_each_shape_of_prompt_file(tmp_path: Path) -> None:
+    (tmp_path / "a.jsonl").write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"question": "q1", "answer": "#### 1"},
+                {"turns": [{"content": "arena turn"}]},
+                {"turns": ["mt turn", "second"]},
+                {"chosen": "\n\nHuman: hh first\n\nAssistant: ok"},
+                {"instruction": "do it", "response": "done"},
+                {"unrelated": 1},
+            ]
+        )
+    )
+    (tmp_path / "b.json").write_text(json.dumps([{"Body": "b", "Question": "q?", "Answer": 2.0}]))
+    (tmp_path / "c.csv").write_text("id,prompt\n1,csv prompt\n")
+    (tmp_path / "d.txt").write_text("line one\n\nline two\n")
+    entries = [
+        DataEntry(path=str(tmp_path / n), license="mit")
+        for n in ("a.jsonl", "b.json", "c.csv", "d.txt")
+    ]
+    examples = load_examples(entries)
+    prompts = [e.prompt for e in examples]
+    assert prompts == [
+        "q1",
+        "arena turn",
+        "mt turn",
+        "hh first",
+        "do it",
+        "b q?",
+        "csv prompt",
+        "line one",
+        "line two",
+    ]
+    assert examples[0].reference == "#### 1" and examples[4].response == "done"
+    assert examples[5].reference == "2.0"
+
+
+def test_bad_files_are_errors_with_the_line(tmp_path: Path) -> None:
+    (tmp_path / "bad.jsonl").write_text('{"prompt": "ok"}\n{not json\n')
+    with pytest.raises(DataError, match=r"bad.jsonl:2: not valid JSON"):
+        load_entry(DataEntry(path=str(tmp_path / "bad.jsonl"), license="mit"))
+    (tmp_path / "none.jsonl").write_text('{"x": 1}\n')
+    with pytest.raises(DataError, match="no record has a prompt field"):
+        load_entry(DataEntry(path=str(tmp_path / "none.jsonl"), license="mit"))
+    (tmp_path / "x.parquet").write_text("")
+    with pytest.raises(DataError, match=r"unsupported data file type \.parquet"):
+        load_entry(DataEntry(path=str(tmp_path / "x.parquet"), license="mit"))
+
+
+def test_split_is_stable_and_by_prompt(tmp_path: Path) -> None:
+    from distill.data import Example
+
+    examples = [Example(prompt=f"prompt {i}") for i in range(400)]
+    train, held = split(examples, 0.2)
+    assert 40 < len(held) < 120 and len(train) + len(held) == 400
+    _, again = split(list(reversed(examples)), 0.2)
+    assert {e.prompt for e in again} == {e.prompt for e in held}
+    assert all(is_held_out(e.prompt, 0.2) for e in held)
+
+
+def test_every_real_prompt_set_the_embedder_job_uses_is_readable(shared_prompts: Path) -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "distill_embedder.py"
+    spec = importlib.util.spec_from_file_location("distill_embedder", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    for name, licence in bench.DATA.items():
+        examples = load_entry(DataEntry(path=str(shared_prompts / name), license=licence))
+        assert len(examples) >= 50, name
+        assert all(e.prompt.strip() for e in examples)
+    gsm = load_entry(DataEntry(path=str(shared_prompts / "gsm8k_test.jsonl"), license="mit"))
+    assert reference_number(gsm[0].reference) == 18

