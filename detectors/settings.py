@@ -1,0 +1,28 @@
+"""Settings for the detectors (environment prefix ``DETECT_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Device = Literal["auto", "cpu", "cuda"]
+
+
+class DetectSettings(BaseSettings):
+    """Where the policy and the embedding model live, and which device embeds."""
+
+    model_config = SettingsConfigDict(env_prefix="DETECT_", extra="ignore")
+
+    policy_path: Path | None = None
+    """A detection policy file; default: the shipped ``policies/detection.yaml``."""
+    model_path: Path | None = None
+    """A local sentence-transformers model directory; default: the bundled all-MiniLM-L6-v2."""
+    device: Device = "auto"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> DetectSettings:
+    return DetectSettings()

@@ -1,0 +1,68 @@
+"""Embeddings with the bundled MiniLM on the CPU, the cache, and leader clustering."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detectors.clusters import leader_clusters
+from detectors.embeddings import (
+    cached_vectors,
+    embed_and_cache,
+    load_embedder,
+    missing_embeddings,
+    resolve_device,
+)
+from detectors.exceptions import DeviceUnavailable, ModelUnavailable
+from ingest.warehouse import Warehouse
+
+PROMPTS = {
+    "h1": "Solve step by step: a train travels 60 km in 1.5 hours. What is its speed?",
+    "h2": "Work through it carefully: a car goes 90 km in 2 hours. How fast is it going?",
+    "h3": "Write a short poem about the sea at night.",
+}
+
+
+def test_embeddings_are_cached_by_prompt_hash(tmp_path: Path) -> None:
+    embedder = load_embedder(None, "cpu", batch_size=8, max_seq_length=128)
+    assert embedder.name == "all-MiniLM-L6-v2" and embedder.device == "cpu"
+    with Warehouse.open(tmp_path / "w.duckdb") as wh:
+        assert missing_embeddings(wh, list(PROMPTS), embedder.name) == ["h1", "h2", "h3"]
+        done = embed_and_cache(wh, list(PROMPTS), lambda hs: {h: PROMPTS[h] for h in hs}, embedder)
+        assert done == 3
+        assert missing_embeddings(wh, list(PROMPTS), embedder.name) == []
+        assert missing_embeddings(wh, ["h1"], "another-model") == ["h1"]
+        vectors = cached_vectors(wh, ["h3", "h1", "h2"], embedder.name)
+    assert vectors.shape == (3, embedder.dimension)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    similar = float(vectors[1] @ vectors[2])  # the two speed problems
+    unrelated = float(vectors[1] @ vectors[0])  # a speed problem and the poem
+    assert similar > unrelated + 0.2
+
+
+def test_leader_clustering_in_order() -> None:
+    a, b = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    near_a = np.array([0.96, 0.28])
+    vectors = np.vstack([a, b, near_a, a]).astype(np.float32)
+    assigned, similarity = leader_clusters(vectors, threshold=0.9)
+    assert assigned.tolist() == [0, 1, 0, 0]
+    assert similarity[2] == pytest.approx(0.96, abs=1e-3)
+    # Adding rows later never changes the clusters of the earlier ones.
+    more = np.vstack([vectors, b]).astype(np.float32)
+    assert leader_clusters(more, threshold=0.9)[0].tolist()[:4] == assigned.tolist()
+
+
+def test_missing_model_and_device_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(ModelUnavailable, match="no sentence-transformers model directory"):
+        load_embedder(tmp_path / "nowhere", "cpu", batch_size=8, max_seq_length=64)
+    assert resolve_device("cpu") == "cpu"
+    import torch
+
+    if torch.cuda.is_available():
+        assert resolve_device("auto") == "cuda"
+    else:
+        assert resolve_device("auto") == "cpu"
+        with pytest.raises(DeviceUnavailable, match="no CUDA device"):
+            resolve_device("cuda")
