@@ -79,7 +79,12 @@ def stage_ingest(paths: DemoPaths) -> None:
 
 
 def _replay_sample(paths: DemoPaths, accounts: int, per_account: int) -> list[dict[str, Any]]:
-    """The first calls of a sample of simulated accounts, rings included, in time order."""
+    """The first calls of a sample of ring accounts, in time order.
+
+    Every replayed call reaches the gateway from 127.0.0.1 within seconds, which is itself a
+    shared network and synchronised timing: replaying benign accounts this way would link them like
+    a ring. So the demo replays ring accounts only, whose keys the console can then suspend.
+    """
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
@@ -88,9 +93,7 @@ def _replay_sample(paths: DemoPaths, accounts: int, per_account: int) -> list[di
         paths.sim / "calls.parquet",
         columns=["account_id", "ts", "model", "prompt", "system_prompt", "user_agent"],
     )
-    fraud = labels.filter(pc.field("is_fraud")).column("account_id").to_pylist()
-    benign = labels.filter(~pc.field("is_fraud")).column("account_id").to_pylist()
-    chosen = fraud[: accounts // 2] + benign[: accounts - min(len(fraud), accounts // 2)]
+    chosen = sorted(labels.filter(pc.field("is_fraud")).column("account_id").to_pylist())[:accounts]
     picked = calls.filter(pc.is_in(calls["account_id"], pa.array(chosen))).sort_by("ts")
     sample: list[dict[str, Any]] = []
     taken: dict[str, int] = {}
@@ -128,7 +131,7 @@ def _send(base_url: str, secret: str, call: dict[str, Any]) -> int:
         client.close()
 
 
-def stage_gateway(paths: DemoPaths, accounts: int = 40, per_account: int = 10) -> None:
+def stage_gateway(paths: DemoPaths, accounts: int = 30, per_account: int = 10) -> None:
     """Replay a sample of the simulated traffic through a real gateway and load its call log."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -136,7 +139,9 @@ def stage_gateway(paths: DemoPaths, accounts: int = 40, per_account: int = 10) -
     from guard.state import open_store
     from ingest.loader import ingest_spool
 
-    _say("3. replaying simulated traffic through the gateway (OpenAI SDK -> gateway -> mock)")
+    _say(
+        "3. replaying ring traffic through a real gateway (OpenAI SDK -> gateway -> mock upstream)"
+    )
     paths.logs.mkdir(exist_ok=True)
     sample = _replay_sample(paths, accounts, per_account)
     store = open_store(paths.state)
@@ -198,6 +203,48 @@ def stage_summary(paths: DemoPaths) -> None:
             typer.echo(f"   {n:>9,}  {endpoint}")
 
 
+def stage_detect(paths: DemoPaths) -> None:
+    """Run every detector, then show the flagged rings with their top evidence and the scores."""
+    from detectors.evaluate import evaluate
+    from detectors.pipeline import run_detection
+    from detectors.results import ring_list
+
+    _say("5. detecting extraction rings (features, embeddings, clusters, account graph)")
+    with Warehouse.open(paths.db) as wh:
+        summary = run_detection(wh, on_stage=lambda name: typer.echo(f"   .. {name}"))
+        typer.echo(
+            f"   {summary.n_calls:,} calls, {summary.n_accounts:,} accounts, "
+            f"{summary.n_embedded:,} prompts embedded on {summary.device}, "
+            f"{summary.n_rings:,} candidate rings, {summary.n_flagged_rings} flagged, "
+            f"{summary.n_flagged:,} accounts flagged ({sum(summary.timings.values()):.0f} s)"
+        )
+        for ring in [r for r in ring_list(wh) if r["flagged"]][:5]:
+            signals = ring["evidence"]["signals"]
+            top = sorted(signals.items(), key=lambda kv: -kv[1]["contribution"])[:3]
+            typer.secho(
+                f"   {ring['ring_id']}: {ring['size']} accounts, score {ring['score']:.2f}",
+                bold=True,
+            )
+            typer.echo(
+                "      top evidence: "
+                + ", ".join(f"{n} {s['value']:.2f} (+{s['contribution']:.2f})" for n, s in top)
+            )
+            templates = ring["evidence"].get("top_templates") or []
+            if templates and templates[0].get("label"):
+                typer.echo(f"      top template: {templates[0]['label'][:100]}")
+            links = ring["evidence"].get("link_kinds") or {}
+            if links:
+                shared = sorted(links.items(), key=lambda kv: -kv[1])[:4]
+                typer.echo("      linked by: " + ", ".join(f"{k} {w:.0f}" for k, w in shared))
+        result = evaluate(wh, paths.sim / "labels.parquet")
+    for name, key in (("full system", "system"), ("PRADA baseline", "baseline")):
+        s = result[key]
+        typer.echo(
+            f"   {name:<15} precision {s['precision']:.3f}  recall {s['recall']:.3f}  "
+            f"F1 {s['f1']:.3f}  (against the simulator's labels)"
+        )
+
+
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Folder for the demo's files.")] = Path(
         "demo-out"
@@ -215,8 +262,16 @@ def demo(
             file_okay=False,
         ),
     ] = None,
+    serve: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="End by running the review console.")
+    ] = True,
+    port: Annotated[int, typer.Option("--port", help="Port for the review console.")] = 8800,
 ) -> None:
-    """Simulate traffic, ingest it and report what arrived, on the embedded defaults."""
+    """Run the whole pipeline on the embedded defaults, ending with the review console.
+
+    Simulate traffic, ingest it, replay a sample through a real gateway, load its call log, detect
+    rings and print them with their evidence, then leave `serve` running with a demo sign-in.
+    """
     paths = DemoPaths(out)
     if paths.root.exists():
         shutil.rmtree(paths.root)
@@ -225,6 +280,12 @@ def demo(
     stage_ingest(paths)
     stage_gateway(paths)
     stage_summary(paths)
+    stage_detect(paths)
+    if serve:
+        from dashboards.demo import stage_console
+
+        _say("6. the review console (Ctrl-C to stop)")
+        stage_console(paths.db, paths.root, paths.state, port=port)
 
 
 def register(app: typer.Typer) -> None:
