@@ -1,8 +1,7 @@
 """``distillguard demo``: the whole pipeline on the embedded defaults, start to finish.
 
-Each stage is a function that takes the demo's folder and returns what the next stage needs, so a
-stage can be read (and tested) on its own. Stages print what they did; nothing here is faked: the
-demo runs the same code paths as the individual commands.
+Each stage is a function of the demo's folder, so a stage can be read on its own. Stages print what
+they did; nothing here is faked: the demo runs the same code paths as the individual commands.
 """
 
 from __future__ import annotations
@@ -186,7 +185,7 @@ def stage_gateway(paths: DemoPaths, accounts: int = 30, per_account: int = 10) -
 
 
 def stage_summary(paths: DemoPaths) -> None:
-    """What arrived: volume, span, endpoints and models."""
+    """What arrived: volume, time span and endpoints."""
     _say("4. what the warehouse holds")
     with Warehouse.open(paths.db, read_only=True) as wh:
         row = wh.fetchone(
