@@ -31,10 +31,7 @@ from pathlib import Path
 import httpx
 import orjson
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from distillguard.processes import Server, free_port  # noqa: E402
+from distillguard.processes import Server, free_port
 
 LITELLM_VENV = Path.home() / ".cache" / "distillguard-bench" / "litellm"
 LATENCY_MS = 50

@@ -24,10 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from ingest.synthetic import write_synthetic_calls
 
-from ingest.synthetic import write_synthetic_calls  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 IMPORT = """
 import json, sys, time

@@ -22,12 +22,12 @@ from typing import Any
 import httpx
 import pytest
 
+from distillguard.processes import CLI, Server, free_port
 from guard.state import FileStateStore
 from ingest.loader import ingest_file
 from ingest.simulator import SimulationConfig, simulate, write
 from ingest.warehouse import Warehouse
 from tests.dashboards.conftest import PASSWORD, XSS
-from tests.guard.processes import CLI, Server, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

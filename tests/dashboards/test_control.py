@@ -146,7 +146,7 @@ def test_users_create_refuses_a_duplicate(
 def test_serve_refuses_a_warehouse_another_process_holds(tmp_path: Path) -> None:
     import subprocess
 
-    from tests.guard.processes import CLI
+    from distillguard.processes import CLI
 
     db = tmp_path / "held.duckdb"
     holder = subprocess.Popen(

@@ -17,11 +17,11 @@ import openai
 import pytest
 import redis
 
+from distillguard.processes import Server, free_port
 from guard.journal import decode_all
 from guard.mock import reply_tokens
 from guard.state import FileStateStore, RedisStateStore
 from tests.guard.conftest import chat, read_segments
-from tests.guard.processes import Server, free_port
 
 pytestmark = pytest.mark.slow
 REDIS_URL = "redis://127.0.0.1:6379/0"
