@@ -115,6 +115,13 @@ def _missing(column: Column, ref: str, source_type: str | None) -> str:
     return f"{ref} IS NULL"
 
 
+def bad_value_reason(column: Column) -> str:
+    """The quarantine reason for a value present in ``column`` that does not fit its type."""
+    if column.sql_type == "TIMESTAMPTZ":
+        return f"unparseable timestamp: {column.name}"
+    return f"wrong type: {column.name} (expected {_EXPECTED[column.sql_type]})"
+
+
 def stage_select(
     columns: Sequence[Column],
     source_types: Mapping[str, str],
@@ -124,17 +131,20 @@ def stage_select(
     line: str,
     raw: str,
     extra: str = "NULL",
+    raw_is_struct: bool = False,
 ) -> str:
     """``SELECT`` the staged form of ``source`` (see the module docstring).
 
     ``source_types`` maps each contract column present in the source to its type there (absent
     optional columns become NULL); ``refs`` gives the expression that reads a column (default: its
-    quoted name).
+    quoted name). With ``raw_is_struct``, ``raw`` is a struct rendered as JSON only for the rows
+    that are quarantined, so good rows never pay for the rendering.
     """
     refs = refs or {}
+    shown = "CAST(to_json(__raw) AS VARCHAR)" if raw_is_struct else "__raw"
     inner: list[str] = [
         f"{line} AS __line",
-        f"CAST({raw} AS VARCHAR) AS __raw",
+        f"{raw} AS __raw" if raw_is_struct else f"CAST({raw} AS VARCHAR) AS __raw",
         f"CAST({extra} AS JSON) AS __extra",
     ]
     reasons: list[str] = []
@@ -151,14 +161,12 @@ def stage_select(
             reasons.append(f"WHEN __m{i} THEN {literal('missing required field: ' + column.name)}")
         if source_type is None:
             continue
-        if column.sql_type == "TIMESTAMPTZ":
-            message = f"unparseable timestamp: {column.name}"
-        else:
-            message = f"wrong type: {column.name} (expected {_EXPECTED[column.sql_type]})"
+        message = bad_value_reason(column)
         wrong.append(f"WHEN NOT __m{i} AND __t{i} IS NULL THEN {literal(message)}")
     reason = "CASE " + " ".join(reasons + wrong) + " END"
     return (
-        "SELECT __line, __reason, CASE WHEN __reason IS NOT NULL THEN __raw END AS __raw, "
+        "SELECT __line, __reason, "
+        f"CASE WHEN __reason IS NOT NULL THEN {shown} END AS __raw, "
         f"__extra, {', '.join(outer)} FROM (SELECT *, {reason} AS __reason FROM ("
         f"SELECT {', '.join(inner)} FROM {source}))"
     )

@@ -121,9 +121,13 @@ def _require_columns(source: Path, columns: tuple[Column, ...], present: Iterabl
         )
 
 
-def _struct_json(names: Iterable[str]) -> str:
+def _struct(names: Iterable[str]) -> str:
     fields = [f"{sql.ident(n)} := {sql.ident(n)}" for n in names]
-    return f"to_json(struct_pack({', '.join(fields)}))" if fields else "NULL"
+    return f"struct_pack({', '.join(fields)})" if fields else "NULL"
+
+
+def _struct_json(names: Iterable[str]) -> str:
+    return f"to_json({_struct(names)})" if names else "NULL"
 
 
 def _stage_parquet(wh: Warehouse, source: Path, columns: tuple[Column, ...]) -> None:
@@ -143,7 +147,8 @@ def _stage_parquet(wh: Warehouse, source: Path, columns: tuple[Column, ...]) -> 
         {n: t for n, t in types.items() if n in contract},
         scan,
         line="file_row_number + 1",
-        raw=_struct_json(types),
+        raw=_struct(types),
+        raw_is_struct=True,
         extra=_struct_json(extras),
     )
     wh.execute(f"CREATE TEMP VIEW {sql.STAGE} AS {select}")
@@ -233,8 +238,7 @@ def _check_fields_present(wh: Warehouse, source: Path, columns: tuple[Column, ..
         "SELECT count(*), "
         + ", ".join(
             f"count({sql.ident(c.name)}) + count(*) FILTER (WHERE __reason IN "
-            f"({sql.literal('unparseable timestamp: ' + c.name)}, "
-            f"{sql.literal('wrong type: ' + c.name)}))"
+            f"({sql.literal(sql.bad_value_reason(c))}))"
             for c in required
         )
         + f" FROM {sql.STAGE} WHERE __reason IS NULL OR __reason NOT IN "
@@ -274,7 +278,8 @@ def _stage_csv(
                 {n: "VARCHAR" for n in reader.columns if n in contract},
                 BLOCK,
                 line="__line",
-                raw=_struct_json(reader.columns),
+                raw=_struct(reader.columns),
+                raw_is_struct=True,
                 extra=_struct_json(n for n in reader.columns if n not in contract),
             )
         with _registered(wh, block.rows):
