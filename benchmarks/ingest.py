@@ -24,9 +24,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ingest.synthetic import write_synthetic_calls
-
 ROOT = Path(__file__).resolve().parents[1]
+# This script is itself named ingest.py: put the project first so `ingest` is the package.
+sys.path.insert(0, str(ROOT))
+
+from ingest.synthetic import write_synthetic_calls  # noqa: E402
 
 IMPORT = """
 import json, sys, time

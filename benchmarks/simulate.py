@@ -7,9 +7,13 @@ same tables to Parquet (the floor any generator pays for its output).
 from __future__ import annotations
 
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+# benchmarks/ingest.py sits beside this script and would shadow the `ingest` package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ingest.simulator import SimulationConfig, simulate, write
 

@@ -121,6 +121,7 @@ def missing_embeddings(wh: Warehouse, hashes: Sequence[str], model: str) -> list
         "ORDER BY prompt_hash",
         {"model": model},
     )
+    wh.execute("DROP TABLE IF EXISTS wanted")
     return [r[0] for r in rows]
 
 

@@ -159,14 +159,12 @@ class Gateway:
         timeout = httpx.Timeout(s.upstream_timeout_s, connect=s.upstream_connect_timeout_s)
         self._timeouts = timeout.as_dict()
         self._urls: dict[str, httpx.URL] = {}
-        self.client = httpx.AsyncClient(transport=transport, timeout=timeout)
         if self._spool is None:
             self._spool = Spool(
                 s.spool,
                 durable=s.durability == "durable",
                 max_bytes=s.segment_max_bytes,
                 max_age_s=s.segment_max_age_s,
-                hooks=self.metrics.spool_hooks(),
             )
         self.spool = self._spool
         self.spool.hooks = self.metrics.spool_hooks()
@@ -183,7 +181,7 @@ class Gateway:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.spool.close()
-        await self.client.aclose()
+        await self.transport.aclose()
         await self.limiter.aclose()
         self.store.close()
         self.started = False

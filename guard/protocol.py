@@ -141,16 +141,23 @@ def read_response(proto: Proto, raw: bytes) -> Outcome:
     usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
     if proto == "anthropic":
         text = _text(body.get("content"))
-        return Outcome(text, usage.get("input_tokens"), usage.get("output_tokens"))
+        return Outcome(text, _count(usage.get("input_tokens")), _count(usage.get("output_tokens")))
     choices = body.get("choices") or [{}]
     first = choices[0] if isinstance(choices[0], dict) else {}
     message = first.get("message")
     content = message.get("content") if isinstance(message, dict) else None
     return Outcome(
         content if isinstance(content, str) else "",
-        usage.get("prompt_tokens"),
-        usage.get("completion_tokens"),
+        _count(usage.get("prompt_tokens")),
+        _count(usage.get("completion_tokens")),
     )
+
+
+def _count(value: Any) -> int | None:
+    """A token count from the upstream, or None: the call log's columns are integers, so a string,
+    a bool or a float sent by a misbehaving upstream must not reach the journal (it would stop the
+    journal from being sealed into a Parquet segment)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 @dataclass
@@ -172,8 +179,8 @@ class StreamReader:
                         self.parts.append(content)
             usage = data.get("usage")
             if isinstance(usage, dict):
-                out.prompt_tokens = usage.get("prompt_tokens")
-                out.completion_tokens = usage.get("completion_tokens")
+                out.prompt_tokens = _count(usage.get("prompt_tokens"))
+                out.completion_tokens = _count(usage.get("completion_tokens"))
             return
         kind = data.get("type")
         if kind == "content_block_delta":
@@ -182,14 +189,14 @@ class StreamReader:
                 self.parts.append(delta.get("text", ""))
         elif kind == "message_start":
             usage = (data.get("message") or {}).get("usage") or {}
-            out.prompt_tokens = usage.get("input_tokens")
-            out.completion_tokens = usage.get("output_tokens")
+            out.prompt_tokens = _count(usage.get("input_tokens"))
+            out.completion_tokens = _count(usage.get("output_tokens"))
         elif kind == "message_delta":
             usage = data.get("usage") or {}
             if "output_tokens" in usage:
-                out.completion_tokens = usage["output_tokens"]
+                out.completion_tokens = _count(usage["output_tokens"])
             if usage.get("input_tokens") is not None:
-                out.prompt_tokens = usage["input_tokens"]
+                out.prompt_tokens = _count(usage["input_tokens"])
 
     def result(self) -> Outcome:
         """The assembled outcome."""
