@@ -5,19 +5,19 @@ sustains, against LiteLLM proxy on the same mock upstream in the same run.
 
 Processes: the mock upstream (``distillguard mock-upstream --latency-ms 50``); the gateway (2
 workers, durable logging); LiteLLM proxy (its default single worker, no database, installed on
-first use into ``~/.cache/distillguard-bench/litellm``); the load generator ``hey`` (Go, from
-Debian: ``apt-get install -y hey``), which paces each of its workers (``-q``) so the offered
-rate is fixed. Added latency: a percentile through the proxy minus the same percentile calling
-the mock directly, at the same rate, measured just before it. Records lost: calls the gateway
-answered 200 minus the records in its closed segments once it has stopped. The fsync latency
-of the spool's disk is printed too: durable logging cannot answer faster than one fsync.
+first use into ``~/.cache/distillguard-bench/litellm``); the load generator
+``benchmarks/loadgen.py``, open-loop with evenly spaced arrivals (the wrk2 / vegeta model: a
+slow answer never holds back the next request; see its docstring for why not ``hey -q``, whose
+workers fire in synchronised bursts). Added latency: a percentile through the proxy minus the
+same percentile calling the mock directly, at the same rate, measured just before it. Records
+lost: calls the gateway answered 200 minus the records in its closed segments once it has
+stopped. The fsync latency of the spool's disk is printed too: durable logging cannot answer
+faster than one fsync.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import os
 import shutil
 import signal
@@ -33,6 +33,7 @@ import orjson
 
 from distillguard.processes import Server, free_port
 
+LOADGEN = Path(__file__).with_name("loadgen.py")
 LITELLM_VENV = Path.home() / ".cache" / "distillguard-bench" / "litellm"
 LATENCY_MS = 50
 BUDGET_MS = 20.0
@@ -63,22 +64,19 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def hey(
+def load(
     url: str, headers: dict[str, str], body: Path, rate: int, seconds: float
 ) -> tuple[list[float], int, int, float]:
     """Offer ``rate`` requests/s for ``seconds``: latencies (ms), sent, ok, achieved rate."""
-    workers = max(4, rate // 4)  # 4 req/s each: on pace until a call takes 250 ms
-    args = ["hey", "-z", f"{seconds}s", "-c", str(workers), "-q", str(rate / workers)]
-    args += ["-m", "POST", "-T", "application/json", "-D", str(body), "-t", "10", "-o", "csv"]
+    args = [sys.executable, str(LOADGEN), url, "--rate", str(rate), "--seconds", str(seconds)]
+    args += ["--body", str(body)]
     for name, value in headers.items():
-        args += ["-H", f"{name}: {value}"]
-    done = subprocess.run([*args, url], capture_output=True, timeout=seconds + 30, check=False)
-    latencies, sent = [], 0
-    for row in csv.DictReader(io.StringIO(done.stdout.decode())):
-        sent += 1
-        if row.get("status-code") == "200":
-            latencies.append(float(row["response-time"]) * 1000.0)
-    return latencies, max(sent, 1), len(latencies), len(latencies) / seconds
+        args += ["--header", f"{name}: {value}"]
+    done = subprocess.run(args, capture_output=True, timeout=seconds + 60, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"the load generator failed: {done.stderr.decode()[-2000:]}")
+    result = orjson.loads(done.stdout)
+    return result["latencies_ms"], max(result["sent"], 1), result["ok"], result["achieved"]
 
 
 def measure(
@@ -90,7 +88,7 @@ def measure(
     seconds: float,
     stream: bool,
 ) -> Run:
-    latencies, sent, ok, achieved = hey(url, headers, body, rate, seconds)
+    latencies, sent, ok, achieved = load(url, headers, body, rate, seconds)
     run = Run(
         target,
         rate,
@@ -287,8 +285,6 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="Shorter steps (a smoke run).")
     parser.add_argument("--skip-litellm", action="store_true", help="Only the gateway.")
     args = parser.parse_args()
-    if shutil.which("hey") is None:
-        sys.exit("the load generator `hey` is missing: apt-get install -y hey")
     seconds = 3.0 if args.quick else 10.0
     sweep = 2.0 if args.quick else 5.0
     work = Path(tempfile.mkdtemp(prefix="dg-bench-"))
@@ -317,7 +313,7 @@ def main() -> None:
         try:
             at_200("gateway", ours, auth, direct, bodies, seconds, results)
             print(f"== highest rate with p99 added < {BUDGET_MS:.0f} ms, {sweep:.0f} s a step")
-            rates = [50, 100, 200, 300, 400, 600, 800, 1000]
+            rates = [50, 100, 200, 400, 600, 800, 1000, 1500, 2000]
             best, trails["gateway"] = highest_rate(
                 "gateway", ours, auth, direct, plain, rates, sweep
             )
