@@ -36,10 +36,11 @@ from guard.protocol import (
     error_body,
     event_data,
     parse_request,
-    read_response,
+    read_answer,
     split_events,
     stream_error_event,
 )
+from guard.proxies import TrustedProxies
 from guard.ratelimit import Bucket, MemoryLimiter, RateLimiter, RedisLimiter, Verdict
 from guard.restrict import StreamRestrictor, restrict_request, restrict_response
 from guard.settings import GuardSettings
@@ -64,6 +65,10 @@ _JSON = (b"content-type", b"application/json")
 _PASS_HEADERS = (b"content-type", b"retry-after", b"x-request-id", b"request-id")
 
 
+_LIMITS = (("requests", "key"), ("requests", "account"), ("tokens", "key"), ("tokens", "account"))
+"""What each bucket of :meth:`Gateway._buckets` limits, in its order (a Verdict's ``refused``)."""
+
+
 def _ts_us() -> int:
     return time.time_ns() // 1000
 
@@ -73,18 +78,27 @@ class _Call:
 
     __slots__ = ("proto", "record", "started", "upstream_s")
 
-    def __init__(self, proto: Proto, scope: Scope, headers: dict[bytes, bytes]) -> None:
+    def __init__(
+        self,
+        proto: Proto,
+        scope: Scope,
+        headers: dict[bytes, bytes],
+        proxies: TrustedProxies | None,
+    ) -> None:
         self.proto = proto
         self.started = time.perf_counter()
         self.upstream_s = 0.0
         client = scope.get("client")
+        client_ip = client[0] if client else None
+        if proxies is not None and client_ip is not None:
+            client_ip = proxies.client(client_ip, scope["headers"])
         ua = headers.get(b"user-agent")
         self.record: dict[str, Any] = {
             "call_id": uuid.uuid4().hex,
             "ts": _ts_us(),
             "account_id": UNAUTHENTICATED,
             "api_key_id": None,
-            "client_ip": client[0] if client else None,
+            "client_ip": client_ip,
             "user_agent": ua.decode("latin-1") if ua else None,
             "endpoint": scope["path"],
             "model": None,
@@ -133,9 +147,9 @@ class Gateway:
         self._version = ""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._status_counters: dict[tuple[str, int], Any] = {}
-        self._spool_ok: bool | None = None
         base = settings.upstream.rstrip("/")
         self.upstream_base = base.removesuffix("/v1")
+        self._proxies = TrustedProxies.parse(settings.trusted_proxies)
         self._upstream_key = os.environ.get(settings.upstream_key_env, "")
         self.started = False
 
@@ -167,9 +181,8 @@ class Gateway:
                 max_age_s=s.segment_max_age_s,
             )
         self.spool = self._spool
-        self.spool.hooks = self.metrics.spool_hooks()
+        self.spool.hooks = self.metrics.spool_hooks()  # the availability gauge follows the spool
         await self.spool.start()
-        self._note_spool()
         if not self._upstream_key:
             log.warning("%s is not set: calls go upstream without a key", s.upstream_key_env)
         self._spawn(self._poll_state())
@@ -210,12 +223,6 @@ class Gateway:
                     self._version = version
             except Exception as exc:  # keep serving the last good state
                 log.warning("cannot reload the published state: %s", exc)
-
-    def _note_spool(self) -> None:
-        ok = self.spool.available
-        if ok != self._spool_ok:
-            self._spool_ok = ok
-            self.metrics.spool_ok.set(1 if ok else 0)
 
     # --- ASGI ------------------------------------------------------------------------------
 
@@ -258,7 +265,6 @@ class Gateway:
                 return
 
     async def _health(self, send: Send) -> None:
-        self._note_spool()
         if self.spool.available:
             await _respond(send, 200, b'{"status":"ok","spool":"writable"}')
         else:
@@ -300,7 +306,6 @@ class Gateway:
         try:
             await self.spool.append(call.record)
         except SpoolUnavailable as exc:
-            self._note_spool()
             self.metrics.unavailable.inc()
             status, failure = 503, str(exc)
         self._count(call.record["endpoint"], status)
@@ -309,6 +314,12 @@ class Gateway:
             elapsed = time.perf_counter() - call.started
             self.metrics.added.observe(max(0.0, elapsed - call.upstream_s))
         return failure
+
+    async def _log_crash(self, call: _Call) -> None:
+        """Write the record of a call that an unexpected error ended before it was logged (the
+        error then reaches the server, which answers 500 if nothing was sent yet)."""
+        if call.record["status_code"] is None:
+            await self._log(call, 500, None)
 
     def _count(self, endpoint: str, status: int) -> None:
         counter = self._status_counters.get((endpoint, status))
@@ -321,7 +332,6 @@ class Gateway:
         """Answer 503 at once when the spool is down (no upstream call, no record possible)."""
         if self.spool.available:
             return False
-        self._note_spool()
         self.metrics.unavailable.inc()
         self._count(endpoint, 503)
         message = f"{self.spool.error}; refusing traffic that cannot be logged"
@@ -355,71 +365,82 @@ class Gateway:
             return
         headers = dict(scope["headers"])
         proto: Proto = "anthropic" if b"anthropic-version" in headers else "openai"
-        call = _Call(proto, scope, headers)
-        if await self._admit(call, headers, send) is None:
-            return
-        await self._forward(send, call, "GET", MODELS_PATH, b"", headers, stream=False)
+        call = _Call(proto, scope, headers, self._proxies)
+        try:
+            if await self._admit(call, headers, send) is None:
+                return
+            await self._forward(send, call, "GET", MODELS_PATH, b"", headers, stream=False)
+        except Exception:
+            await self._log_crash(call)
+            raise
 
     async def _chat(self, scope: Scope, receive: Receive, send: Send, proto: Proto) -> None:
         if await self._refuse_unlogged(send, proto, scope["path"]):
             return
         s = self.settings
         headers = dict(scope["headers"])
-        call = _Call(proto, scope, headers)
-        raw = await _read_body(receive, headers, s.max_body_bytes)
-        if raw is None:
-            msg = f"the request body is over the limit of {s.max_body_bytes} bytes"
-            await self._finish(send, call, 413, error_body(proto, 413, msg))
-            return
-        request, problem = _parse_for_log(proto, raw, call.record)
-        key = await self._admit(call, headers, send)
-        if key is None:
-            return
-        if proto != s.upstream_protocol:
-            want = OPENAI_PATH if s.upstream_protocol == "openai" else ANTHROPIC_PATH
-            msg = (
-                f"this gateway forwards to an {s.upstream_protocol}-protocol upstream, which does"
-                f" not serve {scope['path']}: use POST {want}"
-            )
-            await self._finish(send, call, 404, error_body(proto, 404, msg))
-            return
-        if request is None:
-            await self._finish(send, call, 400, error_body(proto, 400, problem))
-            return
-        account = self.snapshot.account(key.account_id)
-        buckets = self._buckets(key, account.state == "throttled")
+        call = _Call(proto, scope, headers, self._proxies)
         try:
-            verdict = await self.limiter.check(buckets)
-        except Exception as exc:  # Redis down: refuse rather than serve unlimited
-            log.error("rate limiter unavailable: %s", exc)
-            msg = f"the rate limiter is unavailable ({type(exc).__name__}); retry shortly"
-            await self._finish(send, call, 503, error_body(proto, 503, msg))
-            return
-        limit_headers = _limit_headers(buckets, verdict)
-        if not verdict.allowed:
-            await self._rate_limited(send, call, buckets, verdict, limit_headers)
-            return
-        body = request.body
-        restricted = account.state == "restricted"
-        wants_usage = True
-        if restricted:
-            body = restrict_request(proto, body, s.restricted_max_tokens)
-        if proto == "openai" and request.stream:
-            options = body.get("stream_options")
-            options = options if isinstance(options, dict) else {}
-            wants_usage = bool(options.get("include_usage"))
-            if not wants_usage:
-                body = {**body, "stream_options": {**options, "include_usage": True}}
-        if body is not request.body:
-            raw = orjson.dumps(body)
-        outcome = await self._forward(
-            send, call, "POST", scope["path"], raw, headers, request.stream,
-            restricted=restricted, wants_usage=wants_usage, extra_headers=limit_headers,
-        )  # fmt: skip
-        tokens = (outcome.prompt_tokens or 0) + (outcome.completion_tokens or 0) if outcome else 0
-        if tokens:
-            charged = [Bucket(b.name, b.limit_per_min, b.capacity, tokens) for b in buckets[2:]]
-            self._spawn(self.limiter.charge(charged))
+            raw = await _read_body(receive, headers, s.max_body_bytes)
+            if raw is None:
+                msg = f"the request body is over the limit of {s.max_body_bytes} bytes"
+                await self._finish(send, call, 413, error_body(proto, 413, msg))
+                return
+            request, problem = _parse_for_log(proto, raw, call.record)
+            key = await self._admit(call, headers, send)
+            if key is None:
+                return
+            if proto != s.upstream_protocol:
+                want = OPENAI_PATH if s.upstream_protocol == "openai" else ANTHROPIC_PATH
+                msg = (
+                    f"this gateway forwards to an {s.upstream_protocol}-protocol upstream, which"
+                    f" does not serve {scope['path']}: use POST {want}"
+                )
+                await self._finish(send, call, 404, error_body(proto, 404, msg))
+                return
+            if request is None:
+                await self._finish(send, call, 400, error_body(proto, 400, problem))
+                return
+            account = self.snapshot.account(key.account_id)
+            buckets = self._buckets(key, account.state == "throttled")
+            try:
+                verdict = await self.limiter.check(buckets)
+            except Exception as exc:  # Redis down: refuse rather than serve unlimited
+                log.error("rate limiter unavailable: %s", exc)
+                msg = f"the rate limiter is unavailable ({type(exc).__name__}); retry shortly"
+                await self._finish(send, call, 503, error_body(proto, 503, msg))
+                return
+            limit_headers = _limit_headers(buckets, verdict)
+            if not verdict.allowed:
+                await self._rate_limited(send, call, buckets, verdict, limit_headers)
+                return
+            body = request.body
+            restricted = account.state == "restricted"
+            wants_usage = True
+            if restricted:
+                body = restrict_request(proto, body, s.restricted_max_tokens)
+            if proto == "openai" and request.stream:
+                options = body.get("stream_options")
+                options = options if isinstance(options, dict) else {}
+                wants_usage = bool(options.get("include_usage"))
+                if not wants_usage:
+                    body = {**body, "stream_options": {**options, "include_usage": True}}
+            if body is not request.body:
+                raw = orjson.dumps(body)
+            outcome = await self._forward(
+                send, call, "POST", scope["path"], raw, headers, request.stream,
+                restricted=restricted, wants_usage=wants_usage, extra_headers=limit_headers,
+            )  # fmt: skip
+            if outcome is not None:
+                tokens = (outcome.prompt_tokens or 0) + (outcome.completion_tokens or 0)
+                if tokens:
+                    charged = [
+                        Bucket(b.name, b.limit_per_min, b.capacity, tokens) for b in buckets[2:]
+                    ]
+                    self._spawn(self.limiter.charge(charged))
+        except Exception:
+            await self._log_crash(call)
+            raise
 
     def _buckets(self, key: KeyRecord, throttled: bool) -> list[Bucket]:
         s = self.settings
@@ -445,10 +466,11 @@ class Gateway:
         verdict: Verdict,
         limit_headers: list[tuple[bytes, bytes]],
     ) -> None:
-        which = "tokens" if verdict.remaining[0] and verdict.remaining[1] else "requests"
+        refused = verdict.refused
+        which, whose = _LIMITS[refused] if refused is not None else ("unknown", "caller")
         self.metrics.rate_limited.labels(which).inc()
         retry = max(1, math.ceil(verdict.retry_after_s))
-        msg = f"rate limit on {which} per minute reached: retry after {retry} s"
+        msg = f"rate limit on {which} per minute for this {whose} reached: retry after {retry} s"
         headers = [
             *limit_headers,
             (b"retry-after", str(retry).encode()),
@@ -535,10 +557,13 @@ class Gateway:
                 return None
             outcome = None
             if path != MODELS_PATH and status == 200:
-                if restricted:
-                    with contextlib.suppress(orjson.JSONDecodeError, AttributeError, TypeError):
-                        body = orjson.dumps(restrict_response(proto, orjson.loads(body)))
-                outcome = read_response(proto, body)
+                try:
+                    body, outcome = _read_answer(proto, body, restricted)
+                except Exception as exc:  # not an answer of its protocol: the client gets none
+                    msg = f"the upstream sent a malformed answer ({type(exc).__name__})"
+                    log.warning("call %s: %s: %.300r", call.record["call_id"], msg, exc)
+                    await self._finish(send, call, 502, error_body(proto, 502, msg))
+                    return None
             passed = [(k, v) for k, v in response.headers.raw if k.lower() in _PASS_HEADERS]
             await self._finish(send, call, status, body, [*passed, *(extra_headers or [])], outcome)
             return outcome
@@ -580,16 +605,23 @@ class Gateway:
                     chunk = chunk.replace(b"\r\n", b"\n")
                 buffer += chunk
                 out = []
-                for event in split_events(buffer):
-                    pieces = _pass_event(proto, event, reader, restrictor, wants_usage)
-                    if _is_last_event(event):
-                        held += pieces
-                    else:
-                        out += pieces
+                try:
+                    for event in split_events(buffer):
+                        pieces = _pass_event(proto, event, reader, restrictor, wants_usage)
+                        if _is_last_event(event):
+                            held += pieces
+                        else:
+                            out += pieces
+                except Exception as exc:  # an event the reader or the restrictor cannot take
+                    status = 502
+                    failure = f"the upstream sent a malformed event ({type(exc).__name__})"
+                    log.warning("call %s: %s: %.300r", call.record["call_id"], failure, exc)
                 if out:
                     await send(
                         {"type": "http.response.body", "body": b"".join(out), "more_body": True}
                     )
+                if failure:
+                    break
         except httpx.TimeoutException:
             status, failure = 504, "the upstream timed out during the stream"
         except httpx.HTTPError as exc:
@@ -617,6 +649,18 @@ def _parse_for_log(proto: Proto, raw: bytes, record: dict[str, Any]) -> tuple[Re
     record["prompt"] = request.prompt
     record["system_prompt"] = request.system_prompt
     return request, ""
+
+
+def _read_answer(proto: Proto, body: bytes, restricted: bool) -> tuple[bytes, Outcome]:
+    """A 200 answer as the client gets it (without reasoning when ``restricted``) and what the log
+    keeps of it; raises when it is not a JSON object of the protocol's shape."""
+    answer = orjson.loads(body)
+    if not isinstance(answer, dict):
+        raise TypeError(f"a JSON {type(answer).__name__}, not an object")
+    if restricted:
+        answer = restrict_response(proto, answer)
+        body = orjson.dumps(answer)
+    return body, read_answer(proto, answer)
 
 
 def _is_last_event(event: bytes) -> bool:

@@ -115,7 +115,11 @@ def accounts_list(state: StateOption = DEFAULT_STATE, redis: RedisOption = None)
 
 
 def _server_options(workers: int) -> dict[str, Any]:
-    options: dict[str, Any] = {"workers": workers, "access_log": False, "log_level": "warning"}
+    # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1 and ::1;
+    # the gateway believes only --trusted-proxy peers
+    options: dict[str, Any] = {
+        "workers": workers, "access_log": False, "log_level": "warning", "proxy_headers": False,
+    }  # fmt: skip
     try:
         import httptools  # noqa: F401
         import uvloop  # noqa: F401
@@ -158,6 +162,14 @@ def gateway(
             "crash can lose the last records)."
         ),
     ] = None,
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trusted-proxy",
+            help="IP or CIDR of a reverse proxy whose X-Forwarded-For names the client "
+            "(repeatable; GUARD_TRUSTED_PROXIES, comma-separated) [default: none].",
+        ),
+    ] = None,
 ) -> None:
     """Run the gateway: auth, enforcement, rate limits, proxying, durable call log."""
     import uvicorn
@@ -173,6 +185,7 @@ def gateway(
         "state": state,
         "redis": redis,
         "durability": durability,
+        "trusted_proxies": ",".join(trusted_proxy) if trusted_proxy else None,
     }
     for name, value in given.items():
         if value is not None:

@@ -5,7 +5,9 @@ held under an exclusive ``flock`` by the worker that writes it; a journal nobody
 process that died, and is *recovered*: its valid prefix becomes a segment (a torn last record was
 never acknowledged, so it is dropped). A journal becomes ``segments/<journal stem>.parquet`` and
 that name is deterministic, so a crash between writing the segment and deleting the journal cannot
-produce the records twice.
+produce the records twice. A journal that cannot become a segment for a reason other than an
+``OSError`` (a record that does not fit the contract's schema) is *set aside* into ``failed/``
+beside it: kept for an operator, and never retried.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import socket
 import struct
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,8 @@ from ingest.contract import CALL_COLUMN_NAMES, CALLS_ARROW_SCHEMA
 
 _HEADER = struct.Struct(">II")
 JOURNAL_SUFFIX = ".journal"
+FAILED = "failed"
+"""The folder, beside the journals, that journals which cannot be sealed are moved into."""
 
 
 def encode(record: dict[str, Any]) -> bytes:
@@ -103,9 +108,12 @@ class Journal:
         self.records += count
 
     def close(self) -> None:
-        """Release the lock and the descriptor (the file stays)."""
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
+        """Release the lock and the descriptor (the file stays); closing again does nothing, so
+        a descriptor number the system has since given to another file is never closed."""
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 def segment_path(journal: Path, segments: Path) -> Path:
@@ -144,8 +152,33 @@ def seal(journal: Path, segments: Path) -> tuple[int, int]:
     return len(records), torn
 
 
-def recover_orphans(journals: Path, segments: Path, skip: set[Path]) -> list[tuple[Path, int, int]]:
-    """Seal every journal in ``journals`` whose writer is gone. Returns (journal, records, torn)."""
+def set_aside(journal: Path) -> Path:
+    """Move a journal that cannot be sealed into ``failed/`` beside it; returns its new path."""
+    failed = journal.parent / FAILED
+    failed.mkdir(exist_ok=True)
+    target = failed / journal.name
+    os.rename(journal, target)
+    fsync_dir(failed)
+    fsync_dir(journal.parent)
+    return target
+
+
+Unsealable = Callable[[Path, Path, Exception], None]
+"""Told of a journal set aside: where it was, where it is now, and why it could not be sealed."""
+
+
+def _ignore(journal: Path, moved_to: Path, error: Exception) -> None:
+    return None
+
+
+def recover_orphans(
+    journals: Path, segments: Path, skip: set[Path], unsealable: Unsealable = _ignore
+) -> list[tuple[Path, int, int]]:
+    """Seal every journal in ``journals`` whose writer is gone. Returns (journal, records, torn).
+
+    A journal that cannot be sealed is set aside and reported to ``unsealable``, and the others
+    are still sealed; an ``OSError`` (the disk, not the journal) stops the scan and is raised.
+    """
     done: list[tuple[Path, int, int]] = []
     if not journals.is_dir():
         return done
@@ -166,7 +199,13 @@ def recover_orphans(journals: Path, segments: Path, skip: set[Path]) -> list[tup
                     continue
             except FileNotFoundError:
                 continue  # another worker sealed it while we waited
-            records, torn = seal(path, segments)
+            try:
+                records, torn = seal(path, segments)
+            except OSError:
+                raise
+            except Exception as exc:  # its records do not fit the contract
+                unsealable(path, set_aside(path), exc)
+                continue
             done.append((path, records, torn))
         finally:
             os.close(fd)

@@ -53,6 +53,10 @@ class Metrics:
         self.write_errors = counter(
             "guard_spool_write_errors", "Times the spool became unwritable."
         )
+        self.unsealable = counter(
+            "guard_spool_journals_set_aside",
+            "Journals that could not be sealed, moved to journal/failed/ (must stay 0).",
+        )
         self.unavailable = counter(
             "guard_spool_unavailable_rejections", "Requests refused (503) for want of a call log."
         )
@@ -72,13 +76,13 @@ class Metrics:
             self.records.inc(records)
             self.bytes.inc(size)
 
-        def failed() -> None:
-            self.write_errors.inc()
-            self.spool_ok.set(0)
+        def available(ok: bool) -> None:
+            self.spool_ok.set(1 if ok else 0)
 
         return SpoolHooks(
-            written=written, lost=self.lost.inc, failed=failed, sealed=self.sealed.inc
-        )
+            written=written, lost=self.lost.inc, failed=self.write_errors.inc,
+            sealed=self.sealed.inc, unsealable=self.unsealable.inc, available=available,
+        )  # fmt: skip
 
     def render(self) -> bytes:
         """The exposition text."""

@@ -129,14 +129,9 @@ class Outcome:
     completion_tokens: int | None = None
 
 
-def read_response(proto: Proto, raw: bytes) -> Outcome:
-    """The text and token counts of a non-streamed response (empty if it is not JSON)."""
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return Outcome()
-    if not isinstance(body, dict):
-        return Outcome()
+def read_answer(proto: Proto, body: dict[str, Any]) -> Outcome:
+    """The text and token counts of a non-streamed response (parsed); an answer that is not of
+    the protocol's shape raises (TypeError, KeyError, ...)."""
     raw_usage = body.get("usage")
     usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
     if proto == "anthropic":
@@ -185,8 +180,9 @@ class StreamReader:
         kind = data.get("type")
         if kind == "content_block_delta":
             delta = data.get("delta") or {}
-            if delta.get("type") == "text_delta":
-                self.parts.append(delta.get("text", ""))
+            text = delta.get("text")
+            if delta.get("type") == "text_delta" and isinstance(text, str):
+                self.parts.append(text)
         elif kind == "message_start":
             usage = (data.get("message") or {}).get("usage") or {}
             out.prompt_tokens = _count(usage.get("input_tokens"))

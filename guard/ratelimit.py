@@ -35,12 +35,15 @@ class Bucket:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The outcome of a check: ``remaining``/``reset_s`` are per bucket, in the order given."""
+    """The outcome of a check: ``remaining``/``reset_s`` are per bucket, in the order given;
+    ``refused`` is the index of the bucket that refused the call (the one with the longest wait
+    when several did), None when it is allowed."""
 
     allowed: bool
     retry_after_s: float
     remaining: tuple[int, ...]
     reset_s: tuple[float, ...]
+    refused: int | None = None
 
 
 class RateLimiter(Protocol):
@@ -55,28 +58,36 @@ class RateLimiter(Protocol):
 
 def _evaluate(tats: list[float], buckets: list[Bucket], now: float) -> tuple[Verdict, list[float]]:
     """The GCRA decision for ``buckets`` whose stored TATs are ``tats``; returns the new TATs."""
-    allowed, retry = True, 0.0
+    refused: int | None = None
+    retry = 0.0
     news: list[float] = []
     remaining: list[int] = []
     resets: list[float] = []
-    for tat, bucket in zip(tats, buckets, strict=True):
+    for i, (tat, bucket) in enumerate(zip(tats, buckets, strict=True)):
         new = max(tat, now) + bucket.cost * bucket.interval
         window = bucket.capacity * bucket.interval
-        if new - now > window:
-            allowed = False
-            retry = max(retry, new - now - window)
+        if new - now > window and (refused is None or new - now - window > retry):
+            refused, retry = i, new - now - window
         news.append(new)
         remaining.append(max(0, math.floor((window - (new - now)) / bucket.interval)))
         resets.append(max(0.0, new - now))
-    return Verdict(allowed, retry, tuple(remaining), tuple(resets)), news
+    verdict = Verdict(refused is None, retry, tuple(remaining), tuple(resets), refused)
+    return verdict, news
 
 
 class MemoryLimiter:
-    """GCRA buckets in this process's memory (one worker)."""
+    """GCRA buckets in this process's memory (one worker).
 
-    def __init__(self, clock: Any = time.monotonic) -> None:
+    A bucket whose TAT has passed is full again and holds nothing worth keeping. Once more than
+    ``sweep_above`` buckets are kept, a sweep forgets those; the next sweep waits until the count
+    has doubled since, so sweeping costs each call amortised O(1) however many buckets are live.
+    """
+
+    def __init__(self, clock: Any = time.monotonic, sweep_above: int = 100_000) -> None:
         self._tats: dict[str, float] = {}
         self._clock = clock
+        self._sweep_above = sweep_above
+        self._sweep_at = sweep_above
 
     async def check(self, buckets: list[Bucket]) -> Verdict:
         now = self._clock()
@@ -85,9 +96,14 @@ class MemoryLimiter:
             for bucket, new in zip(buckets, news, strict=True):
                 if bucket.cost:
                     self._tats[bucket.name] = new
-        if len(self._tats) > 100_000:  # forget buckets that are full again
-            self._tats = {k: v for k, v in self._tats.items() if v > now}
+        if len(self._tats) > self._sweep_at:
+            self._sweep(now)
         return verdict
+
+    def _sweep(self, now: float) -> None:
+        """Forget the buckets that are full again; the next sweep waits for twice as many."""
+        self._tats = {k: v for k, v in self._tats.items() if v > now}
+        self._sweep_at = max(self._sweep_above, 2 * len(self._tats))
 
     async def charge(self, buckets: list[Bucket]) -> None:
         now = self._clock()
@@ -99,7 +115,9 @@ class MemoryLimiter:
 
 
 # KEYS: bucket names. ARGV[1]: "check" or "charge"; then per bucket: interval_ms, capacity, cost.
-# Time comes from the Redis server, so every worker and replica shares one clock.
+# A check returns allowed, retry_ms, the refusing bucket's 0-based index (-1: none), then per
+# bucket: remaining, reset_ms. Time comes from the Redis server, so every worker and replica
+# shares one clock.
 _LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
@@ -119,6 +137,7 @@ if ARGV[1] == 'charge' then
 end
 local allowed = 1
 local retry = 0
+local refused = -1
 local out = {}
 local news = {}
 for i = 1, n do
@@ -128,7 +147,10 @@ for i = 1, n do
   news[i] = new
   if new - now > window then
     allowed = 0
-    if new - now - window > retry then retry = new - now - window end
+    if refused < 0 or new - now - window > retry then
+      retry = new - now - window
+      refused = i - 1
+    end
   end
   local left = math.floor((window - (new - now)) / interval)
   if left < 0 then left = 0 end
@@ -142,7 +164,7 @@ if allowed == 1 then
     end
   end
 end
-local result = {allowed, tostring(retry)}
+local result = {allowed, tostring(retry), refused}
 for i = 1, #out do result[#result + 1] = out[i] end
 return result
 """
@@ -166,10 +188,12 @@ class RedisLimiter:
 
     async def check(self, buckets: list[Bucket]) -> Verdict:
         raw = await self._script(keys=[b.name for b in buckets], args=_argv("check", buckets))
-        allowed, retry, *rest = raw
+        allowed, retry, refused, *rest = raw
         remaining = tuple(int(x) for x in rest[0::2])
         resets = tuple(float(x) / 1000.0 for x in rest[1::2])
-        return Verdict(bool(int(allowed)), float(retry) / 1000.0, remaining, resets)
+        index = int(refused)
+        refused_at = index if index >= 0 else None
+        return Verdict(bool(int(allowed)), float(retry) / 1000.0, remaining, resets, refused_at)
 
     async def charge(self, buckets: list[Bucket]) -> None:
         await self._script(keys=[b.name for b in buckets], args=_argv("charge", buckets))

@@ -10,8 +10,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from guard.proxies import parse_networks
 
 Protocol = Literal["openai", "anthropic"]
 Durability = Literal["durable", "relaxed"]
@@ -52,6 +54,10 @@ class GuardSettings(BaseSettings):
     segment_max_age_s: float = Field(default=60.0, gt=0, description="Rotate a journal this old.")
 
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated IPs/CIDRs of proxies whose X-Forwarded-For is believed.",
+    )
 
     rpm_per_key: int = Field(default=600, gt=0, description="Requests per minute for one key.")
     rpm_per_account: int = Field(
@@ -70,6 +76,12 @@ class GuardSettings(BaseSettings):
     restricted_max_tokens: int = Field(
         default=256, gt=0, description="Output cap for restricted accounts."
     )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: str) -> str:
+        parse_networks(value.split(","))  # a ValueError names the bad entry
+        return value
 
 
 @lru_cache(maxsize=1)

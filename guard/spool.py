@@ -10,7 +10,11 @@ passes ``max_bytes`` or ``max_age_s``, on shutdown, and (for journals left by a 
 
 When a write fails (disk full, folder gone or unwritable) the spool turns *unavailable*:
 :meth:`Spool.append` raises :class:`SpoolUnavailable` at once, and a probe retries every
-``probe_s`` until a test write succeeds, then opens a fresh journal.
+``probe_s`` until a test write succeeds, then opens a fresh journal. Every change of availability
+is reported to the ``available`` hook.
+
+A journal whose records cannot be sealed into a segment is moved to ``journal/failed/`` (nothing is
+deleted), logged and reported to the ``unsealable`` hook; the other journals are sealed as usual.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from guard.exceptions import SpoolUnavailable
-from guard.journal import Journal, encode, recover_orphans, seal
+from guard.journal import Journal, encode, recover_orphans, seal, set_aside
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +42,16 @@ def _nothing(*_: int) -> None:
 
 @dataclass
 class SpoolHooks:
-    """Callbacks the metrics attach to: records and bytes written, records lost, write errors."""
+    """Callbacks the metrics attach to: records and bytes written, records lost, write errors,
+    records sealed, journals set aside, and whether the spool can be written (at start and at
+    every change)."""
 
     written: Callable[[int, int], None] = _nothing
     lost: Callable[[int], None] = _nothing
     failed: Callable[[], None] = _nothing
     sealed: Callable[[int], None] = _nothing
+    unsealable: Callable[[], None] = _nothing
+    available: Callable[[bool], None] = _nothing
 
 
 class Spool:
@@ -96,11 +104,19 @@ class Spool:
     def _unavailable(self, exc: BaseException) -> SpoolUnavailable:
         return SpoolUnavailable(f"the call log at {self.root} cannot be written: {exc}")
 
+    def _set_error(self, error: str | None) -> None:
+        """Record why the spool cannot be written (None: it can); report a change."""
+        changed = (error is None) != (self._error is None)
+        self._error = error
+        if changed:
+            self.hooks.available(error is None)
+
     # --- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Recover journals left by a crash, open a journal, start the rotation/probe ticker."""
-        await self._try_open()
+        if not await self._try_open():
+            self.hooks.available(False)  # unavailable from the start: no change, but news
         self._ticker = asyncio.get_running_loop().create_task(self._tick())
 
     async def _try_open(self) -> bool:
@@ -108,10 +124,10 @@ class Spool:
         try:
             journal = await loop.run_in_executor(self._io, self._probe_and_open)
         except OSError as exc:
-            self._error = str(self._unavailable(exc))
+            self._set_error(str(self._unavailable(exc)))
             return False
         self._journal = journal
-        self._error = None
+        self._set_error(None)
         self._scan()
         return True
 
@@ -143,11 +159,19 @@ class Spool:
 
     def _recover(self, own: set[Path]) -> None:
         try:
-            for path, records, torn in recover_orphans(self.journals, self.segments, own):
+            recovered = recover_orphans(self.journals, self.segments, own, self._unsealable)
+            for path, records, torn in recovered:
                 log.warning("recovered %d records from %s (%d torn bytes)", records, path, torn)
                 self.hooks.sealed(records)
         except OSError as exc:
             log.warning("recovery of orphaned journals deferred: %s", exc)
+
+    def _unsealable(self, journal: Path, moved_to: Path, error: Exception) -> None:
+        log.error(
+            "journal %s cannot be sealed (%.300r): moved to %s; its records are in no segment",
+            journal, error, moved_to,
+        )  # fmt: skip
+        self.hooks.unsealable()
 
     async def _tick(self) -> None:
         while True:
@@ -179,7 +203,7 @@ class Spool:
             await asyncio.gather(self._flusher, return_exceptions=True)
         loop = asyncio.get_running_loop()
         journal, self._journal = self._journal, None
-        self._error = "the spool is closed"
+        self._set_error("the spool is closed")
         if journal is not None:
             await loop.run_in_executor(self._sealer, self._seal_own, journal)
         if self._sealing:
@@ -233,7 +257,7 @@ class Spool:
         error = self._unavailable(exc)
         log.error("%s", error)
         if self._error is None:
-            self._error = str(error)
+            self._set_error(str(error))
             self.hooks.failed()
             if self._journal is not None:  # leave it (its committed prefix) to recovery
                 self._journal.close()
@@ -253,9 +277,7 @@ class Spool:
         try:
             self._journal = await loop.run_in_executor(self._io, Journal.create, self.journals)
         except OSError as exc:
-            self._fail(exc, [], [])
-            self._journal = None
-            old.close()
+            self._fail(exc, [], [])  # closes the old journal, left to recovery
             return
         future = loop.run_in_executor(self._sealer, self._seal_own, old)
         self._sealing.add(future)
@@ -267,5 +289,12 @@ class Spool:
             self.hooks.sealed(records)
         except OSError as exc:  # stays a journal; the next recovery scan seals it
             log.warning("sealing %s deferred: %s", journal.path, exc)
+        except Exception as exc:  # its records do not fit the contract: set it aside
+            try:
+                moved_to = set_aside(journal.path)
+            except OSError as move_error:  # the next recovery scan sets it aside
+                log.warning("setting %s aside deferred: %s", journal.path, move_error)
+            else:
+                self._unsealable(journal.path, moved_to, exc)
         finally:
             journal.close()

@@ -462,3 +462,129 @@ async def test_segments_load_into_the_warehouse_exactly_once(
         ingest_spool(wh, settings.spool)  # a second pass loads nothing again
         rows = wh.fetchall("SELECT account_id, status_code FROM calls ORDER BY prompt")
     assert sorted(rows) == sorted([("acct-1", 200)] * 5 + [("unauthenticated", 401)])
+
+
+class Chunks(httpx.AsyncByteStream):
+    """A response body sent as it would come off the network."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    async def __aiter__(self):  # type: ignore[no-untyped-def]
+        yield self.body
+
+
+def answering(status: int, body: bytes, content_type: str = "application/json") -> Any:
+    """An upstream (for ``httpx.MockTransport``) that answers every call with ``body``."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        headers = {"content-type": content_type}
+        return httpx.Response(status, stream=Chunks(body), headers=headers)
+
+    return httpx.MockTransport(handler)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"<html>upstream proxy error</html>", b"[1, 2]", b'{"choices": 5}', b'{"choices": {"a": 1}}'],
+)
+async def test_a_malformed_upstream_answer_is_a_502_and_logged_once(
+    make_gateway: Factory, key: str, settings: GuardSettings, body: bytes
+) -> None:
+    _, client = await make_gateway(transport=answering(200, body, "text/html"))
+    r = await client.post("/v1/chat/completions", json=chat(), headers=auth(key))
+    assert r.status_code == 502
+    assert "malformed answer" in r.json()["error"]["message"]
+    records = journal_records(settings.spool)
+    assert [(rec["call_id"], rec["status_code"]) for rec in records] == [
+        (r.headers[CALL_ID_HEADER.decode()], 502)
+    ]
+    assert records[0]["prompt"] == "What is 2+2?"
+
+
+async def test_a_restricted_account_never_gets_an_answer_that_could_not_be_stripped(
+    make_gateway: Factory, key: str, store: FileStateStore, settings: GuardSettings
+) -> None:
+    body = orjson.dumps({"choices": ["<think>the hidden reasoning</think>"], "usage": {}})
+    app, client = await make_gateway(transport=answering(200, body))
+    store.set_account_state("acct-1", "restricted")
+    await eventually(lambda: app.snapshot.account("acct-1").state == "restricted")
+    r = await client.post("/v1/chat/completions", json=chat(), headers=auth(key))
+    assert r.status_code == 502 and "hidden reasoning" not in r.text
+    assert by_call_id(settings.spool)[r.headers[CALL_ID_HEADER.decode()]]["status_code"] == 502
+
+
+@pytest.mark.parametrize(
+    "event",
+    [b'data: {"choices": [5]}\n\n', b'data: {"choices": [{"index": 0, "delta": "text"}]}\n\n'],
+)
+async def test_a_stream_event_that_breaks_the_reader_ends_with_an_error_event(
+    make_gateway: Factory, key: str, settings: GuardSettings, event: bytes
+) -> None:
+    good = b'data: {"choices":[{"index":0,"delta":{"content":"par"}}]}\n\n'
+    stream = good + event + b"data: [DONE]\n\n"
+    _, client = await make_gateway(transport=answering(200, stream, "text/event-stream"))
+    r = await client.post("/v1/chat/completions", json=chat(stream=True), headers=auth(key))
+    events = sse_data(r.text)
+    assert events[0]["choices"][0]["delta"]["content"] == "par"
+    assert "malformed event" in events[-1]["error"]["message"]
+    assert "[DONE]" not in r.text  # the answer is not complete: an SDK must not take it as such
+    records = journal_records(settings.spool)
+    assert [(rec["call_id"], rec["status_code"], rec["response"]) for rec in records] == [
+        (r.headers[CALL_ID_HEADER.decode()], 502, "par")
+    ]
+
+
+async def test_an_anthropic_stream_with_a_text_that_is_not_a_string_is_still_logged(
+    make_gateway: Factory, key: str, settings: GuardSettings
+) -> None:
+    def event(data: dict[str, Any]) -> bytes:
+        return b"event: " + data["type"].encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+    delta = {"type": "content_block_delta", "index": 0}
+    stream = b"".join(
+        [
+            event({**delta, "delta": {"type": "text_delta", "text": "Hel"}}),
+            event({**delta, "delta": {"type": "text_delta", "text": 5}}),
+            event({**delta, "delta": {"type": "text_delta", "text": "lo"}}),
+            event({"type": "message_stop"}),
+        ]
+    )
+    transport = answering(200, stream, "text/event-stream")
+    _, client = await make_gateway(transport=transport, upstream_protocol="anthropic")
+    r = await client.post("/v1/messages", json=message(stream=True), headers={"x-api-key": key})
+    assert r.status_code == 200 and "event: message_stop" in r.text
+    records = journal_records(settings.spool)
+    assert [(rec["call_id"], rec["status_code"], rec["response"]) for rec in records] == [
+        (r.headers[CALL_ID_HEADER.decode()], 200, "Hello")
+    ]
+
+
+async def test_an_unexpected_error_still_leaves_the_calls_record(
+    make_gateway: Factory, key: str, settings: GuardSettings
+) -> None:
+    def broken(request: httpx.Request) -> httpx.Response:
+        raise RuntimeError("a bug in a transport")
+
+    _, client = await make_gateway(transport=httpx.MockTransport(broken))
+    with pytest.raises(RuntimeError, match="a bug in a transport"):  # the server answers 500
+        await client.post("/v1/chat/completions", json=chat("kept"), headers=auth(key))
+    records = journal_records(settings.spool)
+    assert [(rec["status_code"], rec["prompt"]) for rec in records] == [(500, "kept")]
+
+
+async def test_a_token_refusal_says_tokens_even_with_no_requests_left(
+    make_gateway: Factory, key: str
+) -> None:
+    # 2 requests and 2 tokens of burst per key: the first call (37 tokens) leaves both spent
+    app, client = await make_gateway(rpm_per_key=12, tpm_per_key=12, burst_s=10)
+    first = await client.post("/v1/chat/completions", json=chat(), headers=auth(key))
+    assert first.status_code == 200
+    await eventually(lambda: len(app._tasks) == 1)  # the tokens are charged
+    r = await client.post("/v1/chat/completions", json=chat(), headers=auth(key))
+    assert r.status_code == 429
+    assert r.headers["x-ratelimit-remaining-requests"] == "0"  # the request itself was allowed
+    assert "rate limit on tokens per minute for this key" in r.json()["error"]["message"]
+    metrics = (await client.get("/metrics")).text
+    assert 'guard_rate_limit_rejections_total{limit="tokens"} 1.0' in metrics
+    assert 'guard_rate_limit_rejections_total{limit="requests"}' not in metrics

@@ -66,3 +66,78 @@ async def test_redis_limiter_matches_the_algorithm() -> None:
         assert not (await limiter.check([bucket[1]])).allowed
     finally:
         await limiter.aclose()
+
+
+async def test_the_verdict_names_the_bucket_that_refused() -> None:
+    limiter = MemoryLimiter(Clock())
+    requests, tokens = Bucket("req", 60, 2, 1), Bucket("tok", 60, 10, 0)
+    await limiter.charge([Bucket("tok", 60, 10, 30)])  # 30 tokens: 20 past the burst
+    verdict = await limiter.check([requests, tokens])
+    assert not verdict.allowed and verdict.refused == 1
+    assert verdict.remaining[0] == 1  # the request bucket had room: it did not refuse
+    assert (await limiter.check([requests])).refused is None
+    # when several refuse, the one that makes the caller wait longest is named
+    await limiter.check([requests])
+    verdict = await limiter.check([requests, tokens])
+    assert (verdict.refused, verdict.retry_after_s) == (1, pytest.approx(20.0))
+
+
+async def test_redis_verdict_names_the_bucket_that_refused() -> None:
+    limiter = RedisLimiter("redis://127.0.0.1:6379/0")
+    name = f"dgtest:{uuid.uuid4().hex}"
+    try:
+        requests, tokens = Bucket(name + ":r", 60, 2, 1), Bucket(name + ":t", 60, 10, 0)
+        await limiter.charge([Bucket(name + ":t", 60, 10, 30)])
+        verdict = await limiter.check([requests, tokens])
+        assert not verdict.allowed and verdict.refused == 1 and verdict.remaining[0] == 1
+        assert (await limiter.check([requests])).refused is None
+        await limiter.check([requests])
+        assert (await limiter.check([requests])).refused == 0
+    finally:
+        await limiter.aclose()
+
+
+async def test_many_live_buckets_do_not_make_each_check_scan_them_all() -> None:
+    compared = [0]
+
+    class Now(float):
+        """The clock's time, counting every comparison made with it (a sweep makes one per
+        bucket it looks at)."""
+
+        def _count(self) -> float:
+            compared[0] += 1
+            return float(self)
+
+        def __lt__(self, other: float) -> bool:
+            return self._count() < other
+
+        def __gt__(self, other: float) -> bool:
+            return self._count() > other
+
+        def __le__(self, other: float) -> bool:
+            return self._count() <= other
+
+        def __ge__(self, other: float) -> bool:
+            return self._count() >= other
+
+    limiter = MemoryLimiter(lambda: Now(1000.0), sweep_above=1000)
+    for i in range(1000):  # 1000 callers in debt for 100 s: nothing can be forgotten
+        await limiter.charge([Bucket(f"live{i}", 60, 1, 100)])
+    compared[0] = 0
+    checks = 1000
+    for i in range(checks):
+        assert (await limiter.check([Bucket(f"new{i}", 60, 5, 1)])).allowed
+    # one sweep of ~1000 buckets in all, not one per check (that would be over a million)
+    assert compared[0] < 5 * checks
+
+
+async def test_idle_buckets_are_still_forgotten() -> None:
+    clock = Clock()
+    limiter = MemoryLimiter(clock, sweep_above=100)
+    for i in range(150):
+        await limiter.check([Bucket(f"old{i}", 60, 5, 1)])
+    clock.now += 61  # every bucket is full again
+    for i in range(100):
+        await limiter.check([Bucket(f"new{i}", 60, 5, 1)])
+    assert len(limiter._tats) < 150
+    assert all(not name.startswith("old") for name in limiter._tats)

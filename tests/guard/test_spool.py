@@ -15,7 +15,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from guard.exceptions import SpoolUnavailable
-from guard.journal import Journal, decode_all, encode, recover_orphans, seal, segment_path
+from guard.journal import (
+    FAILED,
+    Journal,
+    decode_all,
+    encode,
+    recover_orphans,
+    seal,
+    segment_path,
+)
 from guard.spool import Spool, SpoolHooks
 from ingest.contract import CALLS_ARROW_SCHEMA
 from tests.guard.conftest import Factory, chat, eventually, journal_records, read_segments
@@ -275,3 +283,116 @@ async def test_a_stream_whose_record_cannot_be_written_never_says_done(
     assert '"hi"' in r.text
     assert "[DONE]" not in r.text  # an SDK would take [DONE] for a complete, logged answer
     assert "cannot be written" in r.text
+
+
+def unfit(i: int) -> dict[str, Any]:
+    """A record whose JSON is framed and checksummed but does not fit the contract's schema."""
+    return {**record(i), "prompt_tokens": "many"}
+
+
+def orphan(journals: Path, *records: dict[str, Any]) -> Journal:
+    """A journal left by a process that died."""
+    journal = Journal.create(journals)
+    journal.write(b"".join(encode(r) for r in records), len(records))
+    journal.close()
+    return journal
+
+
+async def test_a_journal_that_cannot_be_sealed_is_set_aside_and_the_others_recovered(
+    tmp_path: Path,
+) -> None:
+    bad = orphan(tmp_path / "journal", record(1), unfit(2))
+    good = orphan(tmp_path / "journal", record(3))
+    assert sorted([good.path, bad.path]) == [bad.path, good.path]  # the bad one comes first
+    kept = bad.path.read_bytes()
+    sealed: list[int] = []
+    set_aside: list[str] = []
+    hooks = SpoolHooks(sealed=sealed.append, unsealable=lambda: set_aside.append("x"))
+    spool = Spool(tmp_path, hooks=hooks)
+    await spool.start()
+    await eventually(lambda: sealed == [1])
+    assert read_segments(tmp_path).column("call_id").to_pylist() == ["c3"]
+    moved = tmp_path / "journal" / FAILED / bad.path.name
+    assert moved.read_bytes() == kept  # nothing deleted, for an operator to look at
+    assert not bad.path.exists() and set_aside == ["x"]
+    await spool.close()
+    again = Spool(tmp_path, hooks=hooks)  # a restart does not try it again
+    await again.start()
+    await again.close()
+    assert set_aside == ["x"] and moved.exists()
+
+
+async def test_an_own_journal_that_cannot_be_sealed_is_set_aside_at_close(tmp_path: Path) -> None:
+    set_aside: list[str] = []
+    spool = Spool(tmp_path, hooks=SpoolHooks(unsealable=lambda: set_aside.append("x")))
+    await spool.start()
+    await spool.append(unfit(1))
+    await spool.close()
+    assert set_aside == ["x"]
+    failed = list((tmp_path / "journal" / FAILED).glob("*.journal"))
+    assert [decode_all(p.read_bytes())[0] for p in failed] == [[unfit(1)]]
+    assert list((tmp_path / "journal").glob("*.journal")) == []
+
+
+async def test_gateway_counts_a_journal_set_aside_and_serves_on(
+    make_gateway: Factory, key: str, settings: Any
+) -> None:
+    bad = orphan(settings.spool / "journal", unfit(1))
+    good = orphan(settings.spool / "journal", record(2))
+    app, client = await make_gateway()
+    await eventually(lambda: not good.path.exists())
+    needle = "guard_spool_journals_set_aside_total 1.0"
+    for _ in range(100):
+        if needle in (text := (await client.get("/metrics")).text):
+            break
+        await asyncio.sleep(0.02)
+    assert needle in text
+    assert (settings.spool / "journal" / FAILED / bad.path.name).exists()
+    r = await client.post(
+        "/v1/chat/completions", json=chat(), headers={"authorization": f"Bearer {key}"}
+    )
+    assert r.status_code == 200
+    await app.shutdown()
+    assert read_segments(settings.spool).num_rows == 2  # the recovered record and the call
+
+
+async def test_a_failed_rotation_closes_the_old_journal_exactly_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = Spool(tmp_path, max_bytes=1, probe_s=0.05)  # every write rotates
+    await spool.start()
+    assert spool._journal is not None
+    old_fd = spool._journal.fd
+    real_close = os.close
+    reused: list[int] = []
+
+    def close(fd: int) -> None:
+        real_close(fd)
+        if fd == old_fd and not reused:  # another thread opens a file now: it gets that number
+            reused.append(os.open(os.devnull, os.O_RDONLY))
+
+    def full(directory: Path) -> Journal:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "close", close)
+    monkeypatch.setattr(Journal, "create", staticmethod(full))
+    await spool.append(record(1))  # committed; then the rotation cannot open a new journal
+    await eventually(lambda: not spool.available)
+    assert reused == [old_fd]
+    os.fstat(reused[0])  # the unrelated file is still open: its number was not closed again
+    real_close(reused[0])
+    monkeypatch.undo()
+    await eventually(lambda: spool.available)
+    await spool.close()
+    assert read_segments(tmp_path).column("call_id").to_pylist() == ["c1"]
+
+
+async def test_spool_available_gauge_follows_the_spool_without_requests(
+    make_gateway: Factory, settings: Any
+) -> None:
+    settings.spool.write_text("a file where the spool folder should be")
+    app, client = await make_gateway()
+    assert "guard_spool_available 0.0" in (await client.get("/metrics")).text
+    settings.spool.unlink()
+    await eventually(lambda: app.spool.available)  # the probe reopens it by itself
+    assert "guard_spool_available 1.0" in (await client.get("/metrics")).text
