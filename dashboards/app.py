@@ -168,7 +168,7 @@ def create_app(
 
     @app.exception_handler(DashboardsError)
     async def _refused(request: Request, exc: DashboardsError) -> Response:
-        return json_response({"error": str(exc)}, exc.status_code)
+        return json_response({"error": str(exc), **exc.details()}, exc.status_code)
 
     # -- public --------------------------------------------------------------------------------
     @app.get("/healthz")
@@ -285,7 +285,8 @@ def create_app(
         user: Viewer,
         s: Sess,
     ) -> Response:
-        data = views.ring_page(wh, user, ring_id, settings, plane(request).store)
+        c = plane(request)
+        data = views.ring_page(wh, user, ring_id, settings, c.store, c.prompts)
         return twin(request, "ring.html", data, s)
 
     @app.get("/accounts/{account_id}")  # registered second: the .json route must match first
@@ -310,7 +311,9 @@ def create_app(
         kind: str | None = None,
         sample: Annotated[int, Query(ge=0, le=20000)] = 2000,
     ) -> Response:
-        return twin(request, "clusters.html", views.clusters_page(wh, user, kind, sample), s)
+        c = plane(request)
+        data = views.clusters_page(wh, user, kind, sample, c.maps, c.prompts)
+        return twin(request, "clusters.html", data, s)
 
     @app.get("/audit.json")
     @app.get("/audit")
@@ -368,6 +371,12 @@ def create_app(
             wh, plane(request).store, user, targets, body.action, body.reason
         )
         return json_response({"decisions": done}, 201)
+
+    @app.post("/api/decisions/{decision_id}/republish")
+    def republish(request: Request, decision_id: int, wh: Wh, user: Reviewer, s: Csrf) -> Response:
+        """Publish a recorded decision to the gateways again (after a publish failure)."""
+        done = decisions.republish(wh, plane(request).store, user, decision_id)
+        return json_response({"republished": done})
 
     @app.post("/api/claims")
     def claim(body: ClaimRequest, wh: Wh, user: Reviewer, s: Csrf) -> Response:

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from dashboards.cache import PromptTexts, RunCache
 from dashboards.settings import DashboardsSettings
 from guard.state import StateStore, open_store
 from ingest.warehouse import Warehouse
@@ -42,6 +43,8 @@ class ControlPlane:
             self.warehouse.close()
             raise
         self.policy: EnforcementPolicy = load_enforcement().model
+        self.maps = RunCache(maxsize=8)  # cluster maps of recent detection runs
+        self.prompts = PromptTexts()
         self.status: dict[str, Any] = {
             "ingested_segments": 0,
             "ingested_rows": 0,

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from detectors import results
+from detectors.exceptions import DetectorError
 from ingest.warehouse import Warehouse
 
 # The shared things a ring's graph shows, and the SQL that lists (kind, value, account) for each.
@@ -200,24 +202,33 @@ def template_examples(
 def cluster_examples(
     wh: Warehouse, cluster_ids: list[str], per_cluster: int = 3
 ) -> dict[str, list[str]]:
-    """A few example prompts per embedding or template cluster."""
+    """A few example prompt hashes per embedding or template cluster (see :func:`prompt_texts`)."""
     if not cluster_ids:
         return {}
     rows = wh.fetchall(
         "WITH hits AS (SELECT prompt_hash, cluster_id FROM prompt_clusters "
         "WHERE list_contains($ids, cluster_id) UNION ALL SELECT prompt_hash, template_id "
-        "FROM prompt_templates WHERE list_contains($ids, template_id)), "
-        "picked AS (SELECT * FROM hits QUALIFY row_number() OVER "
-        "(PARTITION BY cluster_id ORDER BY prompt_hash) <= $n) "
-        "SELECT p.cluster_id, (SELECT any_value(prompt) FROM calls WHERE md5(prompt) = "
-        "p.prompt_hash) FROM picked AS p ORDER BY p.cluster_id, p.prompt_hash",
+        "FROM prompt_templates WHERE list_contains($ids, template_id)) "
+        "SELECT cluster_id, prompt_hash FROM hits QUALIFY row_number() OVER "
+        "(PARTITION BY cluster_id ORDER BY prompt_hash) <= $n ORDER BY cluster_id, prompt_hash",
         {"ids": cluster_ids, "n": per_cluster},
     )
     out: dict[str, list[str]] = {}
-    for cluster_id, prompt in rows:
-        if prompt is not None:
-            out.setdefault(cluster_id, []).append(prompt)
+    for cluster_id, prompt_hash in rows:
+        out.setdefault(cluster_id, []).append(prompt_hash)
     return out
+
+
+def prompt_texts(wh: Warehouse, hashes: list[str]) -> dict[str, str]:
+    """One call's prompt text for each hash some call has: hashes every call's prompt once."""
+    if not hashes:
+        return {}
+    rows = wh.fetchall(
+        "SELECT h, any_value(prompt) FROM (SELECT md5(prompt) AS h, prompt FROM calls) "
+        "WHERE list_contains($hashes, h) GROUP BY h",
+        {"hashes": hashes},
+    )
+    return {h: text for h, text in rows}
 
 
 def ring_clusters(wh: Warehouse, run_id: int, ring_id: str, limit: int) -> list[dict[str, Any]]:
@@ -235,11 +246,11 @@ def ring_clusters(wh: Warehouse, run_id: int, ring_id: str, limit: int) -> list[
 
 # -- accounts ------------------------------------------------------------------------------------
 def account_flag(wh: Warehouse, run_id: int, account_id: str) -> dict[str, Any] | None:
-    sql = (
-        "SELECT account_id, ring_id, score, flagged, baseline_score, baseline_flagged, reasons, "
-        "evidence FROM flags WHERE run_id = $r AND account_id = $a"
-    )
-    return _first(_decoded(wh, sql, {"r": run_id, "a": account_id}, "evidence"))
+    """The account's verdict and evidence in the run (the detectors' own reader), or None."""
+    try:
+        return results.account_evidence(wh, account_id, run_id)
+    except DetectorError:  # not in that run (or no such run)
+        return None
 
 
 def account_profile(wh: Warehouse, account_id: str) -> dict[str, Any] | None:
@@ -299,12 +310,13 @@ def clusters_by_id(wh: Warehouse, cluster_ids: list[str]) -> list[dict[str, Any]
 
 
 def embedding_sample(wh: Warehouse, limit: int) -> list[dict[str, Any]]:
-    """A deterministic sample of embedded prompts with their cluster and one call's prompt text."""
+    """A deterministic sample of prompts (hash, vector) embedded by the newest embedding model,
+    with their cluster (vectors of two models do not share a space, or even a length)."""
     return wh.records(
-        "SELECT e.prompt_hash, e.vector, p.cluster_id, "
-        "(SELECT any_value(prompt) FROM calls WHERE md5(prompt) = e.prompt_hash) AS prompt "
+        "SELECT e.prompt_hash, e.vector, p.cluster_id "
         "FROM embeddings AS e JOIN prompt_clusters AS p "
         "ON p.prompt_hash = e.prompt_hash AND p.model = e.model "
+        "WHERE e.model = (SELECT model FROM embeddings ORDER BY created_at DESC, model LIMIT 1) "
         "ORDER BY md5(e.prompt_hash) LIMIT $lim",
         {"lim": limit},
     )

@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from dashboards import decisions, queries
 from dashboards.auth import User
+from dashboards.cache import PromptTexts, RunCache
 from dashboards.exceptions import NotFound
 from dashboards.settings import DashboardsSettings
 from guard.state import StateStore
@@ -87,12 +88,7 @@ def queue_items(
     run_id = _run_id(wh)
     now = now or datetime.now(UTC)
     decided = decisions.latest_decisions(wh)
-    covered = {
-        a
-        for row in decisions.audit_log(wh, limit=100_000)
-        if row["action"] != "dismiss"
-        for a in row["accounts"]
-    }
+    newest = decisions.newest_decisions(wh)  # per account: the newest decision covering it wins
     dismissals = decisions.dismissed(wh)
     held = decisions.claims(wh)
     ring_rows = queries.rings(wh, run_id)
@@ -148,7 +144,8 @@ def queue_items(
         signals = signals_of.get(a["ring_id"] or "", {})
         detectors = _fired(signals) + ([BASELINE] if a["baseline_flagged"] else [])
         key = decisions.evidence_key(a["ring_id"], signals, bool(a["baseline_flagged"]))
-        if a["account_id"] in covered:
+        last_action = newest.get(a["account_id"], {}).get("action")
+        if last_action not in (None, "dismiss"):
             status = "decided"
         elif any(
             k == key and a["score"] <= s + margin for k, s in dismissals.get(a["account_id"], [])
@@ -295,8 +292,19 @@ def ring_graph(
     return {"nodes": nodes, "edges": edges}
 
 
+def _unpublished(wh: Warehouse, history: list[dict[str, Any]]) -> list[int]:
+    """Decisions in ``history`` that failed to publish and were not republished since."""
+    shown = {d["decision_id"] for d in history}
+    return [d for d in decisions.unpublished(wh) if d in shown]
+
+
 def ring_page(
-    wh: Warehouse, user: User, ring_id: str, settings: DashboardsSettings, store: StateStore
+    wh: Warehouse,
+    user: User,
+    ring_id: str,
+    settings: DashboardsSettings,
+    store: StateStore,
+    prompts: PromptTexts,
 ) -> dict[str, Any]:
     run_id = _run_id(wh)
     ring = queries.ring(wh, run_id, ring_id)
@@ -316,7 +324,9 @@ def ring_page(
     member_ids = [m["account_id"] for m in members]
     examples = queries.template_examples(wh, [t["template_id"] for t in templates], member_ids)
     top_clusters = queries.ring_clusters(wh, run_id, ring_id, 10)
-    cluster_examples = queries.cluster_examples(wh, [c["cluster_id"] for c in top_clusters])
+    example_hashes = queries.cluster_examples(wh, [c["cluster_id"] for c in top_clusters])
+    texts = prompts.resolve(wh, [h for hs in example_hashes.values() for h in hs])
+    cluster_examples = _examples(user, example_hashes, texts)
     return {
         "page": "ring",
         "run_id": run_id,
@@ -332,10 +342,10 @@ def ring_page(
             for t in templates
         ],
         "top_clusters": [
-            {**c, "examples": [_prompt(user, p) for p in cluster_examples.get(c["cluster_id"], [])]}
-            for c in top_clusters
+            {**c, "examples": cluster_examples.get(c["cluster_id"], [])} for c in top_clusters
         ],
-        "decisions": decisions.audit_log(wh, target=("ring", ring_id)),
+        "decisions": (history := decisions.audit_log(wh, target=("ring", ring_id))),
+        "unpublished": _unpublished(wh, history),
         "can_decide": user.can("reviewer"),
         "prompts_hidden": not user.can("reviewer"),
     }
@@ -379,7 +389,8 @@ def account_page(wh: Warehouse, user: User, account_id: str, store: StateStore) 
         "features": queries.account_features(wh, account_id),
         "recent_calls": calls,
         "linked_accounts": queries.linked_accounts(wh, account_id, 20),
-        "decisions": decisions.audit_log(wh, account_id=account_id),
+        "decisions": (history := decisions.audit_log(wh, account_id=account_id)),
+        "unpublished": _unpublished(wh, history),
         "can_decide": user.can("reviewer"),
         "prompts_hidden": not user.can("reviewer"),
     }
@@ -387,7 +398,7 @@ def account_page(wh: Warehouse, user: User, account_id: str, store: StateStore) 
 
 # -- clusters ------------------------------------------------------------------------------------
 def cluster_map(sample: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """2-D PCA projection of the sampled embeddings (empty when fewer than 3)."""
+    """2-D PCA projection of the sampled embeddings (empty when fewer than 3), by prompt hash."""
     if len(sample) < 3:
         return []
     import numpy as np
@@ -400,27 +411,53 @@ def cluster_map(sample: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "x": round(float(x), 5),
             "y": round(float(y), 5),
             "cluster_id": row["cluster_id"],
-            "prompt": row["prompt"],
+            "prompt_hash": row["prompt_hash"],
         }
         for (x, y), row in zip(xy, sample, strict=True)
     ]
 
 
-def clusters_page(wh: Warehouse, user: User, kind: str | None, sample: int) -> dict[str, Any]:
+def _examples(
+    user: User, hashes: dict[str, list[str]], texts: dict[str, str]
+) -> dict[str, list[str | None]]:
+    """Example prompts per cluster (None for each when the user may not read prompts)."""
+    return {c: [_prompt(user, texts[h]) for h in hs if h in texts] for c, hs in hashes.items()}
+
+
+def clusters_page(
+    wh: Warehouse,
+    user: User,
+    kind: str | None,
+    sample: int,
+    maps: RunCache,
+    prompts: PromptTexts,
+) -> dict[str, Any]:
     if kind not in (None, "template", "embedding"):
         raise NotFound(f"unknown cluster kind {kind!r}: use template or embedding")
     listed = queries.clusters(wh, kind, 100)
-    examples = queries.cluster_examples(wh, [c["cluster_id"] for c in listed])
-    points = cluster_map(queries.embedding_sample(wh, sample))
-    for point in points:
-        point["prompt"] = _prompt(user, point["prompt"])
+    example_hashes = queries.cluster_examples(wh, [c["cluster_id"] for c in listed])
+    run_id = queries.latest_run_id(wh)
+    if run_id is None:  # embeddings come with a run: nothing to map or cache yet
+        projected: list[dict[str, Any]] = []
+    else:  # a run's embeddings never change: fit its map once
+        key = ("cluster_map", run_id, sample)
+        projected = maps.get(key, lambda: cluster_map(queries.embedding_sample(wh, sample)))
+    wanted = [h for hs in example_hashes.values() for h in hs]
+    texts = prompts.resolve(wh, wanted + [p["prompt_hash"] for p in projected])
+    examples = _examples(user, example_hashes, texts)
+    points = [
+        {
+            "x": p["x"],
+            "y": p["y"],
+            "cluster_id": p["cluster_id"],
+            "prompt": _prompt(user, texts.get(p["prompt_hash"])),
+        }
+        for p in projected
+    ]
     return {
         "page": "clusters",
         "kind": kind,
-        "clusters": [
-            {**c, "examples": [_prompt(user, p) for p in examples.get(c["cluster_id"], [])]}
-            for c in listed
-        ],
+        "clusters": [{**c, "examples": examples.get(c["cluster_id"], [])} for c in listed],
         "map": points,
         "prompts_hidden": not user.can("reviewer"),
     }

@@ -13,7 +13,11 @@
     });
     let data = {};
     try { data = await response.json(); } catch (e) { data = {}; }
-    if (!response.ok) { throw new Error(data.error || data.detail && JSON.stringify(data.detail) || response.statusText); }
+    if (!response.ok) {
+      const error = new Error(data.error || data.detail && JSON.stringify(data.detail) || response.statusText);
+      error.data = data;
+      throw error;
+    }
     return data;
   }
   window.dgPost = post;
@@ -31,6 +35,29 @@
     });
   }
 
+  // A decision recorded but not (fully) published: offer to publish it again.
+  async function republish(ids, out) {
+    try {
+      for (const id of ids) { await post("/api/decisions/" + encodeURIComponent(id) + "/republish", {}); }
+      out.textContent = "republished decision " + ids.join(", "); out.className = "result ok";
+    } catch (e) { out.textContent = e.message; out.className = "result error"; }
+  }
+
+  function offerRepublish(form, error) {
+    const ids = error.data && error.data.decision_ids;
+    const out = form.querySelector(".result");
+    if (!ids || !ids.length || !out) { return; }
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = "Republish";
+    button.addEventListener("click", () => republish(ids, out));
+    out.after(button);
+  }
+
+  document.querySelectorAll("button.republish").forEach((button) => {
+    button.addEventListener("click", () => republish([button.dataset.decision], button.nextElementSibling));
+  });
+
   document.querySelectorAll("form.decide").forEach((form) => {
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -43,7 +70,7 @@
         const data = await post("/api/decisions", body);
         const d = data.decisions[0];
         say(form, "decision " + d.decision_id + ": " + d.action + " (" + d.accounts.length + " accounts, now " + d.published + ")", true);
-      } catch (e) { say(form, e.message, false); }
+      } catch (e) { say(form, e.message, false); offerRepublish(form, e); }
     });
   });
 
@@ -63,7 +90,7 @@
           targets: picked(), action: bulk.elements.action.value, reason: bulk.elements.reason.value,
         });
         say(bulk, data.decisions.length + " decisions recorded", true);
-      } catch (e) { say(bulk, e.message, false); }
+      } catch (e) { say(bulk, e.message, false); offerRepublish(bulk, e); }
     });
     document.getElementById("bulk-claim").addEventListener("click", async () => {
       try {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html as htmlmod
 import io
 import json
 import re
@@ -11,6 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
+from dashboards import queries
+from dashboards.cache import PromptTexts, RunCache
+from dashboards.control import ControlPlane
+from detectors import results
+from guard.exceptions import StateError
+from guard.state import AccountRecord, FileStateStore
 from tests.dashboards.conftest import XSS, World, sign_in
 
 
@@ -219,3 +226,172 @@ def test_static_assets_are_served_by_the_app(client: TestClient) -> None:
     sign_in(client, "viewer")
     html = client.get("/overview").text
     assert "http://" not in html.split("<main>")[0] and "https://" not in html
+
+
+def _href(html: str, anchor: str) -> str:
+    found = re.search(rf'<a (?:id|class)="{anchor}" href="([^"]*)"', html)
+    assert found is not None, anchor
+    return htmlmod.unescape(found[1])
+
+
+def test_queue_pages_and_exports_keep_the_filters(client: TestClient) -> None:
+    sign_in(client, "viewer")
+    params = {"kind": "account", "min_score": 0.5, "per_page": 3}
+    wanted = client.get("/queue.json", params={**params, "per_page": 1000}).json()["items"]
+    assert len(wanted) > 3
+    everything = client.get("/queue.json", params={"per_page": 1000}).json()["total"]
+    assert everything > len(wanted)
+    page_one = client.get("/queue", params=params).text
+    next_link = _href(page_one, "next")
+    assert next_link.startswith("/queue?")
+    page_two = client.get(next_link)
+    assert page_two.context["data"]["filters"] == {  # type: ignore[attr-defined]
+        "kind": "account", "min_score": 0.5, "min_size": 0, "detector": None,
+        "max_age_days": None, "status": "open", "page": 2, "per_page": 3,
+    }  # fmt: skip
+    assert (
+        [i["target_id"] for i in page_two.context["data"]["items"]]
+        == [  # type: ignore[attr-defined]
+            i["target_id"] for i in wanted[3:6]
+        ]
+    )
+    prev_link = _href(page_two.text, "prev")
+    assert client.get(prev_link).context["data"]["filters"]["page"] == 1  # type: ignore[attr-defined]
+    for anchor in ("export-csv", "export-parquet"):
+        exported = client.get(_href(page_two.text, anchor))
+        assert exported.status_code == 200
+        if anchor == "export-csv":
+            rows = list(csv.DictReader(io.StringIO(exported.text)))
+        else:
+            rows = pq.read_table(io.BytesIO(exported.content)).to_pylist()
+        assert [r["target_id"] for r in rows] == [i["target_id"] for i in wanted]
+
+
+def test_queue_links_encode_filter_values(client: TestClient) -> None:
+    sign_in(client, "viewer")
+    html = client.get("/queue", params={"detector": "a&b=c d", "status": "all"}).text
+    link = _href(html, "export-csv")
+    assert "detector=a%26b%3Dc+d" in link or "detector=a%26b%3Dc%20d" in link
+    assert client.get(link).status_code == 200
+
+
+def _decision_controls(html: str) -> list[str]:
+    return [
+        marker
+        for marker in ('<form class="decide"', 'id="bulk"', 'class="pick"', 'class="republish"')
+        if marker in html
+    ]
+
+
+def test_viewers_get_no_decision_controls(client: TestClient, world: World) -> None:
+    reviewer_csrf = sign_in(client, "reviewer")
+    pages = ("/overview", "/queue", f"/rings/{world.ring_id}",
+             f"/accounts/{world.members[0]}", "/clusters")  # fmt: skip
+    reviewer_controls = {path: _decision_controls(client.get(path).text) for path in pages}
+    assert reviewer_controls["/queue"] == ['id="bulk"', 'class="pick"']
+    assert reviewer_controls[f"/rings/{world.ring_id}"] == ['<form class="decide"']
+    assert reviewer_controls[f"/accounts/{world.members[0]}"] == ['<form class="decide"']
+    # a decision that failed to publish: reviewers get a Republish button, viewers only the notice
+    control = client.app.state.control  # type: ignore[attr-defined]
+    healthy = control.store
+    control.store = _DownStore(control.settings.state)
+    body = {"targets": [{"kind": "ring", "id": world.ring_id}], "action": "suspend", "reason": "x"}
+    headers = {"x-csrf-token": reviewer_csrf}
+    assert client.post("/api/decisions", json=body, headers=headers).status_code == 502
+    control.store = healthy
+    assert 'class="republish"' in client.get(f"/rings/{world.ring_id}").text
+
+    sign_in(client, "viewer")
+    for path in pages:
+        page = client.get(path)
+        assert page.status_code == 200, path
+        assert _decision_controls(page.text) == [], path
+        assert not page.context["data"].get("can_decide"), path  # type: ignore[attr-defined]
+    ring = client.get(f"/rings/{world.ring_id}")
+    assert "publishing it to the gateways failed" in ring.text
+    assert ring.context["data"]["unpublished"] == [1]  # type: ignore[attr-defined]
+
+
+class _DownStore(FileStateStore):
+    def _put_account(self, record: AccountRecord) -> None:
+        raise StateError("down")
+
+
+def test_the_cluster_map_is_fitted_once_per_detection_run(
+    client: TestClient, control: ControlPlane
+) -> None:
+    sign_in(client, "reviewer")
+    first = client.get("/clusters.json").json()
+    second = client.get("/clusters.json").json()
+    assert first["map"] == second["map"] and len(first["map"]) == 62
+    assert control.maps.computed == 1
+    assert client.get("/clusters.json", params={"sample": 10}).json()["map"]
+    assert control.maps.computed == 2  # another sample size is another projection
+    control.detect()  # a new run may embed new prompts: its map is fitted afresh
+    client.get("/clusters.json")
+    assert control.maps.computed == 3
+
+
+def test_the_run_cache_is_bounded() -> None:
+    cache = RunCache(maxsize=2)
+    for key in ("a", "b", "c", "a"):
+        cache.get(key, lambda key=key: key.upper())
+    assert cache.computed == 4  # "a" was dropped when "c" came in
+    assert cache.get("c", lambda: "recomputed") == "C"
+
+
+def test_prompt_texts_are_hashed_out_of_the_calls_once(
+    client: TestClient, world: World, control: ControlPlane
+) -> None:
+    sign_in(client, "reviewer")
+    first = client.get("/clusters.json").json()
+    assert control.prompts.scans == 1  # the map's and the examples' hashes, resolved together
+    for path in ("/clusters.json", "/clusters.json?kind=embedding"):
+        again = client.get(path).json()
+    assert control.prompts.scans == 1
+    assert [p["prompt"] for p in again["map"]] == [p["prompt"] for p in first["map"]]
+    assert set(XSS) <= {p["prompt"] for p in first["map"]}
+    with control.cursor() as wh:
+        for p in first["map"]:
+            assert wh.scalar("SELECT count(*) FROM calls WHERE prompt = $p", {"p": p["prompt"]}), p
+
+
+def test_prompt_texts_stay_within_their_bound(control: ControlPlane) -> None:
+    texts = PromptTexts(max_chars=50)
+    with control.cursor() as wh:
+        hashes = [h for (h,) in wh.fetchall(
+            "SELECT DISTINCT md5(prompt) FROM calls WHERE length(prompt) BETWEEN 20 AND 40 "
+            "ORDER BY 1 LIMIT 4")]  # fmt: skip
+        found = texts.resolve(wh, hashes)
+        assert len(found) == 4 and texts.scans == 1
+        assert texts.chars <= 50
+        assert texts.resolve(wh, hashes) == found  # evicted ones are looked up again
+        assert texts.scans == 2
+
+
+def test_account_flags_come_from_the_detectors_reader(control: ControlPlane, world: World) -> None:
+    with control.cursor() as wh:
+        flag = queries.account_flag(wh, 1, world.members[0])
+        assert flag == results.account_evidence(wh, world.members[0], 1)
+        assert flag is not None and flag["evidence"] and flag["ring_id"] == world.ring_id
+        assert queries.account_flag(wh, 1, "acct_nope") is None
+        assert queries.account_flag(wh, 99, world.members[0]) is None
+
+
+def test_the_cluster_map_uses_one_embedding_model(
+    client: TestClient, control: ControlPlane
+) -> None:
+    with control.cursor() as wh:  # a second model's (longer) vectors, embedded later
+        wh.execute(
+            "INSERT INTO embeddings SELECT prompt_hash, 'other-model', "
+            "list_concat(vector, vector), now() + INTERVAL 1 MINUTE FROM embeddings "
+            "WHERE model = 'test-model'"
+        )
+        wh.execute(
+            "INSERT INTO prompt_clusters SELECT prompt_hash, 'other-model', 'o' || cluster_id, "
+            "similarity FROM prompt_clusters WHERE model = 'test-model'"
+        )
+    sign_in(client, "reviewer")
+    data = client.get("/clusters.json").json()
+    assert len(data["map"]) == 62
+    assert {p["cluster_id"] for p in data["map"]} == {"oe0", "oe1", "oe2"}
