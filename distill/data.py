@@ -12,13 +12,14 @@ same side whatever the file order (benchmarks recompute the held-out set from th
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from distill.exceptions import DataError
 from distill.spec import DataEntry
@@ -71,32 +72,63 @@ def _example(record: dict[str, Any], source: str) -> Example | None:
 
 
 def _records(path: Path) -> Iterator[dict[str, Any]]:
+    """The file's records; a file that is not UTF-8 text, or not readable as its format, raises
+    :class:`DataError` naming the file and the line."""
     suffix = path.suffix.lower()
-    with path.open(encoding="utf-8", newline="") as handle:
-        if suffix == ".jsonl":
-            for number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}:{number}: not valid JSON: {exc.msg}") from exc
-                if isinstance(record, dict):
-                    yield record
-        elif suffix == ".json":
+    if suffix not in (".jsonl", ".json", ".csv", ".txt"):
+        raise DataError(f"{path}: unsupported data file type {suffix or '(none)'}")
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            yield from _parse(path, suffix, handle)
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path}:{_undecodable_line(path)}: not UTF-8 text ({exc.reason}); is it a binary file?"
+        ) from exc
+
+
+def _parse(path: Path, suffix: str, handle: TextIO) -> Iterator[dict[str, Any]]:
+    if suffix == ".jsonl":
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
             try:
-                body = json.load(handle)
+                record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from exc
-            if not isinstance(body, list):
-                raise DataError(f"{path}: a .json data file must hold a list of records")
-            yield from (r for r in body if isinstance(r, dict))
-        elif suffix == ".csv":
-            yield from csv.DictReader(handle)
-        elif suffix == ".txt":
-            yield from ({"prompt": line} for line in handle if line.strip())
-        else:
-            raise DataError(f"{path}: unsupported data file type {suffix or '(none)'}")
+                raise DataError(f"{path}:{number}: not valid JSON: {exc.msg}") from exc
+            if isinstance(record, dict):
+                yield record
+    elif suffix == ".json":
+        try:
+            body = json.load(handle)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from exc
+        if not isinstance(body, list):
+            raise DataError(f"{path}: a .json data file must hold a list of records")
+        yield from (r for r in body if isinstance(r, dict))
+    elif suffix == ".csv":
+        reader = csv.DictReader(handle)
+        try:
+            yield from reader
+        except csv.Error as exc:
+            stopped = reader.reader.line_num  # where reading stopped (DictReader's lags a row)
+            raise DataError(f"{path}:{stopped}: not readable as CSV: {exc}") from exc
+    else:
+        yield from ({"prompt": line} for line in handle if line.strip())
+
+
+def _undecodable_line(path: Path) -> int:
+    """The line of the file's first byte sequence that is not UTF-8 (read in blocks: a binary
+    file may have no line breaks at all)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as exc:  # exc.object: bytes held back, then this block
+                return line + exc.object[: exc.start].count(b"\n")
+            line += block.count(b"\n")
+    return line
 
 
 def load_entry(entry: DataEntry) -> list[Example]:
@@ -157,3 +189,25 @@ def data_sha256(examples: list[Example]) -> str:
     for e in examples:
         digest.update(json.dumps([e.prompt, e.reference, e.response]).encode("utf-8"))
     return digest.hexdigest()
+
+
+def teacher_identity(teacher: str) -> str:
+    """What makes a teacher's outputs its own: an API teacher's ``api:provider/model`` name, or a
+    local teacher's resolved path with the name, size and modification time of each of its files
+    (retrained or replaced weights are another teacher; stat, not hashing gigabytes, per run)."""
+    if teacher.startswith("api:"):
+        return teacher
+    root = Path(teacher).resolve()
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    stats = []
+    for path in files:
+        stat = path.stat()
+        stats.append([path.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns])
+    return json.dumps([str(root), stats])
+
+
+def teacher_cache_key(teacher: str, **settings: object) -> str:
+    """A short key for a cache of teacher outputs: the teacher's identity and the settings that
+    shape the outputs (which data they are for, the caller keys)."""
+    blob = json.dumps([teacher_identity(teacher), settings], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]

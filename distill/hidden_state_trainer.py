@@ -89,9 +89,13 @@ class HiddenStateTrainer:
         return out
 
     def _cached_teacher_embeddings(self) -> Tensor:
-        from distill.data import data_sha256
+        from distill.data import data_sha256, teacher_cache_key
 
-        key = f"{data_sha256(self.ctx.train)[:16]}-{self.config.max_length}"
+        key = teacher_cache_key(
+            self.ctx.spec.teacher,
+            data=data_sha256(self.ctx.train),
+            max_length=self.config.max_length,
+        )
         path = self.ctx.run_dir / "cache" / f"teacher-embeddings-{key}.pt"
         if path.exists():
             cached: Tensor = torch.load(path, weights_only=True)

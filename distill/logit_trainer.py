@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
-from distill.data import Example, data_sha256
+from distill.data import Example, data_sha256, teacher_cache_key
 from distill.logit_config import LogitConfig
 from distill.losses import (
     cross_entropy,
@@ -99,7 +99,10 @@ class LogitTrainer:
     @torch.inference_mode()
     def _topk_cache(self) -> tuple[list[Tensor], list[Tensor]]:
         """The teacher's top-k log-probabilities per position, computed once and kept on disk."""
-        key = f"{data_sha256(self.ctx.train)[:16]}-{self.config.max_length}-{self.config.top_k}"
+        outputs = teacher_cache_key(
+            self.ctx.spec.teacher, max_length=self.config.max_length, top_k=self.config.top_k
+        )
+        key = f"{data_sha256(self.ctx.train)[:16]}-{outputs}"
         path: Path = self.ctx.run_dir / "cache" / f"teacher-topk-{key}.pt"
         if path.exists():
             stored = torch.load(path, weights_only=True)

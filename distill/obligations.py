@@ -17,6 +17,7 @@ from distill.exceptions import ObligationUnmet
 from distill.spec import DataEntry, JobSpec
 from policies.gate import Decision, DecisionObligation
 from policies.licenses import Registry, shipped_registry
+from policies.resolve import licence_files
 
 STATED_IN_CARD = {
     "built_with",
@@ -51,16 +52,6 @@ def text_of(item: DecisionObligation, spec: JobSpec) -> str:
     return item.text.replace("<student name>", spec.student_name)
 
 
-def _licence_files(directory: Path) -> list[Path]:
-    if not directory.is_dir():
-        return []
-    return sorted(
-        p
-        for p in directory.iterdir()
-        if p.is_file() and ("licen" in p.name.lower() or p.name.lower().startswith("copying"))
-    )
-
-
 def licence_source(licence: str, spec: JobSpec, registry: Registry) -> Path | None:
     """A copy of ``licence``'s text: the job's ``licence_texts`` entry, else a licence file in the
     teacher's or the student base's folder whose text the registry identifies as ``licence``."""
@@ -77,7 +68,7 @@ def licence_source(licence: str, spec: JobSpec, registry: Registry) -> Path | No
                 )
             return path
     for folder in (Path(spec.teacher), Path(spec.student)):
-        for path in _licence_files(folder):
+        for path in licence_files(folder):
             text = path.read_text(encoding="utf-8", errors="replace")
             if licence in [e.id for e in registry.identify_text(text)]:
                 return path

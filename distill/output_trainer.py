@@ -2,7 +2,8 @@
 
 Earlier generations (a data record's ``response``) are used as they are; the others are generated
 by a local teacher or an API teacher (:mod:`distill.api_teacher`) and written to
-``run/generations-<split>.jsonl``, which a resumed job reuses.
+``run/generations-<split>-<key>.jsonl``, which a resumed job reuses; the key is the teacher's
+identity and the generation settings, so another teacher or template never reuses them.
 Teacher and student may use different tokenizers.
 """
 
@@ -15,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
-from distill.data import Example
+from distill.data import Example, teacher_cache_key
 from distill.exceptions import DistillError
 from distill.losses import cross_entropy
 from distill.models import frozen_causal_lm, load_tokenizer, student_config, tokenizer_dir
@@ -81,8 +82,19 @@ class OutputTrainer:
             out += [t.strip() for t in tok.batch_decode(new, skip_special_tokens=True)]
         return out
 
+    def _generations(self, split: str) -> Path:
+        """The file of this teacher's generations under these settings, one prompt a line."""
+        cfg = self.config
+        key = teacher_cache_key(
+            self.ctx.spec.teacher,
+            prompt_template=cfg.prompt_template,
+            max_new_tokens=cfg.max_new_tokens,
+            max_length=cfg.max_length,
+        )
+        return self.ctx.run_dir / f"generations-{split}-{key}.jsonl"
+
     def _responses(self, examples: list[Example], split: str) -> list[tuple[Example, str]]:
-        path: Path = self.ctx.run_dir / f"generations-{split}.jsonl"
+        path = self._generations(split)
         cached: dict[str, str] = {}
         if path.exists():
             for line in path.read_text(encoding="utf-8").splitlines():

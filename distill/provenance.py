@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 from datetime import UTC, datetime
@@ -14,6 +13,7 @@ import yaml
 
 from distill.obligations import OWED_BY_DISTRIBUTOR, Met, text_of
 from distill.spec import JobSpec
+from ingest.formats import sha256_file
 from policies.gate import Decision
 from policies.licenses import Registry, shipped_registry
 
@@ -30,14 +30,6 @@ def software_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return out
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def build(
@@ -75,7 +67,7 @@ def build(
                 "path": entry.path,
                 "license": entry.license,
                 "attribution": entry.attribution,
-                "sha256": _sha256(Path(entry.path)) if entry.path else None,
+                "sha256": sha256_file(Path(entry.path)) if entry.path else None,
                 "examples": data_counts.get(entry.label, 0),
             }
             for entry in spec.data

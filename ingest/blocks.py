@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 import numpy as np
@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from ingest.exceptions import UnreadableInput
+from ingest.formats import stored_position
 
 NEWLINE = 0x0A
 QUOTE = 0x22
@@ -40,43 +41,117 @@ def _text_array(data: bytes, offsets: np.ndarray) -> pa.Array:
     return text
 
 
-def _blocks(stream: BinaryIO, block_bytes: int, on_bytes: OnBytes | None) -> Iterator[bytes]:
-    """The stream's bytes in blocks, less a UTF-8 byte-order mark at its start (Excel adds one)."""
-    first = True
+def _blocks(
+    stream: BinaryIO, block_bytes: int, on_bytes: OnBytes | None
+) -> Iterator[tuple[int, bytes]]:
+    """``(offset, block)``: the stream's bytes in blocks, each with the offset of its first byte,
+    less a UTF-8 byte-order mark at its start (Excel adds one).
+
+    ``on_bytes`` is told how much of the file *as stored* each block consumed: for a gzip file
+    the compressed bytes, so that progress counts toward the file's size on disk.
+    """
+    offset = 0
+    stored = stored_position(stream) if on_bytes is not None else None
     while block := stream.read(block_bytes):
         if on_bytes is not None:
-            on_bytes(len(block))
-        if first:
-            first = False
-            block = block.removeprefix(BOM)
+            stored = _report(stream, on_bytes, stored, len(block))
+        start, offset = offset, offset + len(block)
+        if start == 0 and block.startswith(BOM):
+            start, block = len(BOM), block[len(BOM) :]
             if not block:
                 continue
-        yield block
+        yield start, block
+    if on_bytes is not None:
+        _report(stream, on_bytes, stored, 0)  # a gzip trailer read at the end
+
+
+def _report(stream: BinaryIO, on_bytes: OnBytes, before: int | None, read: int) -> int | None:
+    """Tell ``on_bytes`` how far the stored file was read since ``before``; the new position."""
+    after = stored_position(stream)
+    step = read if before is None or after is None else after - before
+    if step > 0:
+        on_bytes(step)
+    return after
+
+
+@dataclass
+class _Unended:
+    """The start of a record whose end has not been read yet, kept as pieces (joined once).
+
+    A record may hold at most ``limit`` bytes: past that the file is refused, so a file without
+    line breaks (or with a quote left open) cannot fill memory.
+    """
+
+    what: str
+    limit: int
+    hint: str
+    line: int = 1
+    offset: int = 0
+    pieces: list[bytes] = field(default_factory=list)
+    size: int = 0
+
+    def _refuse(self, line: int, offset: int) -> UnreadableInput:
+        return UnreadableInput(
+            f"{self.what} {line} (from byte offset {offset}) runs past {self.limit:,} bytes "
+            f"(INGEST_MAX_RECORD_BYTES); {self.hint}"
+        )
+
+    def restart(self, line: int, offset: int, piece: bytes) -> None:
+        """A new record starts at ``line`` / ``offset`` with ``piece``."""
+        self.line, self.offset, self.pieces, self.size = line, offset, [], 0
+        self.add(piece)
+
+    def add(self, piece: bytes) -> None:
+        if piece:
+            self.pieces.append(piece)
+            self.size += len(piece)
+        if self.size > self.limit:
+            raise self._refuse(self.line, self.offset)
+
+    def joined(self, end: bytes) -> bytes:
+        """The pending bytes followed by ``end``."""
+        return b"".join([*self.pieces, end]) if self.pieces else end
+
+    def check(self, data: bytes, ends: np.ndarray) -> None:
+        """Refuse a record of ``data`` (starting at ``self.offset``) longer than the limit."""
+        lengths = np.diff(ends, prepend=0)
+        over = np.flatnonzero(lengths > self.limit)
+        if len(over):
+            start = int(ends[over[0] - 1]) if over[0] else 0
+            line = self.line + data[:start].count(b"\n")
+            raise self._refuse(line, self.offset + start)
 
 
 def jsonl_blocks(
-    stream: BinaryIO, block_bytes: int, on_bytes: OnBytes | None = None
+    stream: BinaryIO,
+    block_bytes: int,
+    on_bytes: OnBytes | None = None,
+    *,
+    max_record_bytes: int,
 ) -> Iterator[pa.Table]:
     """Tables ``(line BIGINT, raw, brace BOOLEAN)`` of the non-blank lines, in order.
 
     ``raw`` is the line without trailing whitespace: a string column, or binary for a block that
     holds bytes that are not UTF-8 (SQL then flags those lines). ``brace`` says whether the first
-    non-blank character is ``{`` (a valid JSON text that starts so is an object).
+    non-blank character is ``{`` (a valid JSON text that starts so is an object). A line longer
+    than ``max_record_bytes`` (its line break included) refuses the file. Each byte is searched
+    for line breaks once, however many blocks a line runs across.
     """
-    first_line = 1
-    tail = b""
-    for block in _blocks(stream, block_bytes, on_bytes):
-        data = tail + block
-        ends = np.flatnonzero(np.frombuffer(data, np.uint8) == NEWLINE) + 1
+    unended = _Unended("line", max_record_bytes, "is the file truncated or without line breaks?")
+    for offset, block in _blocks(stream, block_bytes, on_bytes):
+        ends = np.flatnonzero(np.frombuffer(block, np.uint8) == NEWLINE) + 1
         if len(ends) == 0:
-            tail = data
+            unended.add(block)
             continue
         cut = int(ends[-1])
-        tail = data[cut:]
-        yield _line_table(data[:cut], ends, first_line)
-        first_line += len(ends)
-    if tail:
-        yield _line_table(tail, np.array([len(tail)], np.int64), first_line)
+        data = unended.joined(block[:cut])
+        ends += len(data) - cut
+        unended.check(data, ends)
+        yield _line_table(data, ends, unended.line)
+        unended.restart(unended.line + len(ends), offset + cut, block[cut:])
+    if unended.size:
+        tail = unended.joined(b"")
+        yield _line_table(tail, np.array([len(tail)], np.int64), unended.line)
 
 
 def _line_table(data: bytes, ends: np.ndarray, first_line: int) -> pa.Table:
@@ -114,35 +189,47 @@ class CsvReader:
     fields ``""`` are empty strings.
     """
 
-    def __init__(self, stream: BinaryIO, block_bytes: int, name: str) -> None:
+    def __init__(
+        self, stream: BinaryIO, block_bytes: int, name: str, *, max_record_bytes: int
+    ) -> None:
         self.stream = stream
         self.block_bytes = block_bytes
         self.name = name
+        self.max_record_bytes = max_record_bytes
         self.columns: list[str] = []
 
     def blocks(self, on_bytes: OnBytes | None = None) -> Iterator[CsvBlock]:
-        first_line = 1
-        carry = b""
+        """The records in blocks; a record longer than ``max_record_bytes`` refuses the file.
+
+        Each byte is searched for newlines and quotes once, however many blocks a record runs
+        across.
+        """
+        unended = _Unended(
+            f"{self.name}: the record on line", self.max_record_bytes, "is a quote left open?"
+        )
+        inside = False  # whether the bytes read so far leave a quote open
         header_done = False
-        chunks = _blocks(self.stream, self.block_bytes, on_bytes)
-        for block in chunks:
-            data = carry + block
-            ends = _record_ends(data)
+        for offset, block in _blocks(self.stream, self.block_bytes, on_bytes):
+            ends, inside = _record_ends(block, inside)
             if len(ends) == 0:
-                carry = data
+                unended.add(block)
                 continue
             cut = int(ends[-1])
-            carry = data[cut:]
+            data = unended.joined(block[:cut])
+            ends += len(data) - cut
+            unended.check(data, ends)
+            first_line = unended.line
+            unended.restart(first_line + data.count(b"\n"), offset + cut, block[cut:])
             if not header_done:
-                data, ends, first_line = self._take_header(data[:cut], ends)
+                data, ends, first_line = self._take_header(data, ends)
                 header_done = True
                 if len(ends) == 0:
                     continue
-                cut = int(ends[-1])
-            yield self._block(data[:cut], ends, first_line)
-            first_line += int(np.count_nonzero(np.frombuffer(data[:cut], np.uint8) == NEWLINE))
-        if carry:
+            yield self._block(data, ends, first_line)
+        if unended.size:
+            carry = unended.joined(b"")
             ends = np.array([len(carry)], np.int64)
+            first_line = unended.line
             if not header_done:
                 carry, ends, first_line = self._take_header(carry, ends)
                 header_done = True
@@ -221,20 +308,14 @@ class CsvReader:
         return table
 
 
-def _quote_parity(raw: np.ndarray) -> np.ndarray:
-    """For each byte, whether an odd number of quote characters precede it (inside quotes)."""
-    quotes = np.cumsum(raw == QUOTE, dtype=np.int64)
-    return ((quotes - (raw == QUOTE)) & 1).astype(bool)
-
-
-def _record_ends(data: bytes) -> np.ndarray:
-    """Offsets just past each newline that ends a record (one outside quotes)."""
+def _record_ends(data: bytes, inside: bool = False) -> tuple[np.ndarray, bool]:
+    """Offsets just past each newline that ends a record (one outside quotes), and whether a
+    quote is open at the end; ``inside``: whether one is open before ``data``."""
     raw = np.frombuffer(data, np.uint8)
+    quotes = np.flatnonzero(raw == QUOTE)
     newlines = np.flatnonzero(raw == NEWLINE)
-    if len(newlines) == 0:
-        return newlines
-    inside = _quote_parity(raw)[newlines]
-    return (newlines[~inside] + 1).astype(np.int64)
+    quoted = (np.searchsorted(quotes, newlines) + inside) & 1  # odd: inside quotes
+    return (newlines[quoted == 0] + 1).astype(np.int64), bool((len(quotes) + inside) & 1)
 
 
 def _content_ends(raw: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -249,6 +330,6 @@ def _content_ends(raw: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.n
 def _field_counts(raw: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """How many fields each record ``raw[starts[i]:ends[i]]`` has (commas outside quotes + 1)."""
     commas = np.flatnonzero(raw == COMMA)
-    commas = commas[~_quote_parity(raw)[commas]]
+    commas = commas[(np.searchsorted(np.flatnonzero(raw == QUOTE), commas) & 1) == 0]
     per_record = np.searchsorted(commas, ends) - np.searchsorted(commas, starts)
     return per_record.astype(np.int64) + 1

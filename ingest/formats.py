@@ -64,6 +64,16 @@ def open_bytes(path: Path) -> BinaryIO:
     return path.open("rb")
 
 
+def stored_position(stream: BinaryIO) -> int | None:
+    """How many bytes of the file as stored ``stream`` has consumed (for gzip, compressed bytes,
+    which is what a file's size counts); ``None`` for a stream that cannot tell."""
+    raw = stream.fileobj if isinstance(stream, gzip.GzipFile) else stream
+    try:
+        return int(raw.tell())
+    except (AttributeError, OSError, ValueError):  # a pipe, a closed stream
+        return None
+
+
 def sha256_file(path: Path) -> str:
     """The SHA-256 of the file's bytes as stored (compressed files hash compressed)."""
     digest = hashlib.sha256()

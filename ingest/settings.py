@@ -27,6 +27,12 @@ class IngestSettings(BaseSettings):
         ge=1 << 16,
         description="JSON Lines and CSV are read in blocks of about this many bytes.",
     )
+    max_record_bytes: int = Field(
+        default=64 << 20,
+        ge=1 << 16,
+        description="A JSON line or CSV record longer than this refuses its file (a file without "
+        "line breaks, or with a quote left open, would otherwise be held in memory whole).",
+    )
 
 
 @lru_cache(maxsize=1)

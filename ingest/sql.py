@@ -50,6 +50,16 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def file_pattern(path: str) -> str:
+    """``path`` as a DuckDB file pattern that matches that one file.
+
+    DuckDB's file readers read ``*``, ``?`` and ``[`` in a path as wildcards: ``a*b.parquet``
+    would also read ``aZb.parquet``, and ``e[1].parquet`` would read ``e1.parquet`` instead.
+    Each becomes a one-character class (``[*]``) that matches only itself.
+    """
+    return re.sub(r"([*?\[])", r"[\1]", path)
+
+
 def _family(source_type: str) -> str:
     upper = source_type.upper()
     if upper == "VARCHAR":

@@ -72,15 +72,25 @@ def stage(
             return
         with open_bytes(source) as stream:
             if fmt == "jsonl":
-                blocks = jsonl_blocks(stream, settings.block_bytes, on_bytes)
+                blocks = jsonl_blocks(
+                    stream,
+                    settings.block_bytes,
+                    on_bytes,
+                    max_record_bytes=settings.max_record_bytes,
+                )
                 written = _stage_jsonl(wh, source, columns, blocks, scratch)
             else:
-                reader = CsvReader(stream, settings.block_bytes, str(source))
+                reader = CsvReader(
+                    stream,
+                    settings.block_bytes,
+                    str(source),
+                    max_record_bytes=settings.max_record_bytes,
+                )
                 written = _stage_csv(wh, source, columns, reader, on_bytes, scratch)
         if not written:
             _empty_stage(wh, columns)
             return
-        glob = sql.literal(str(scratch / "*.parquet"))
+        glob = sql.literal(sql.file_pattern(str(scratch)) + "/*.parquet")  # views bind no $params
         wh.execute(
             f"CREATE TEMP VIEW {sql.STAGE} AS "
             f"SELECT * FROM read_parquet({glob}, union_by_name = true)"
@@ -107,7 +117,9 @@ def _registered(wh: Warehouse, table: pa.Table) -> Iterator[None]:
 
 def _copy(wh: Warehouse, select: str, target: Path) -> int:
     """Write ``select`` to a Parquet file; the number of rows written."""
-    return row_count(wh.execute(f"COPY ({select}) TO {sql.literal(str(target))} (FORMAT parquet)"))
+    return row_count(
+        wh.execute(f"COPY ({select}) TO $target (FORMAT parquet)", {"target": str(target)})
+    )
 
 
 def _require_columns(source: Path, columns: tuple[Column, ...], present: Iterable[str]) -> None:
@@ -131,9 +143,9 @@ def _struct_json(names: Iterable[str]) -> str:
 
 
 def _stage_parquet(wh: Warehouse, source: Path, columns: tuple[Column, ...]) -> None:
-    scan = (
-        f"read_parquet({sql.literal(str(source))}, file_row_number = true, binary_as_string = true)"
-    )
+    # The stage is a view, and a view cannot hold a bound parameter: the path is a literal.
+    path = sql.literal(sql.file_pattern(str(source)))
+    scan = f"read_parquet({path}, file_row_number = true, binary_as_string = true)"
     try:
         described = wh.fetchall(f"DESCRIBE SELECT * FROM {scan}")
     except duckdb.Error as exc:

@@ -360,10 +360,16 @@ def check(
 
 
 def _dedupe(items: list[DecisionObligation]) -> list[DecisionObligation]:
-    seen: set[tuple[str, str, str]] = set()
+    """Drop repeated obligations: one per kind, text and licence. Attribution is owed to each
+    source, so a model's and the data's are kept apart (the data entries under one licence share
+    one, met by crediting each entry; see :mod:`distill.obligations`)."""
+    seen: set[tuple[str, str, str, str]] = set()
     out = []
     for item in items:
-        key = (item.kind, item.text, item.licence)
+        owed_to = ""
+        if item.kind == "attribution":
+            owed_to = "data" if item.role.startswith("data[") else item.role
+        key = (item.kind, item.text, item.licence, owed_to)
         if key not in seen:
             seen.add(key)
             out.append(item)

@@ -156,6 +156,22 @@ def load_policy(path: Path, model: type[M]) -> LoadedPolicy[M]:
     return LoadedPolicy(model=validated, path=path, sha256=hashlib.sha256(raw).hexdigest())
 
 
+def re2_error(pattern: str) -> str | None:
+    """Why DuckDB refuses the regular expression ``pattern``, or ``None`` if it compiles.
+
+    Patterns that run in DuckDB are RE2, not Python ``re``: lookaround and backreferences pass
+    ``re.compile`` and fail there, so a policy's patterns are checked by DuckDB itself.
+    """
+    import duckdb  # here, so that loading a policy without patterns does not import it
+
+    with duckdb.connect() as con:
+        try:
+            con.execute("SELECT regexp_matches('', $pattern)", {"pattern": pattern})
+        except duckdb.Error as exc:
+            return str(exc).split("Error: ", 1)[-1].strip()
+    return None
+
+
 def shipped_policy_path(name: str) -> Path:
     """The path of a policy file shipped inside the ``policies`` package (e.g. ``org.yaml``)."""
     path = (_PACKAGE_DIR / name).resolve()

@@ -114,7 +114,10 @@ def _by_link(link: str, registry: Registry) -> LoadedPolicy[LicenceEntry] | None
     return None
 
 
-def _licence_files(directory: Path) -> list[Path]:
+def licence_files(directory: Path) -> list[Path]:
+    """The licence files of a model folder (``*licen*``, ``COPYING*``, up to 1 MB), by name."""
+    if not directory.is_dir():
+        return []
     return sorted(
         p
         for p in directory.iterdir()
@@ -127,7 +130,7 @@ def _licence_files(directory: Path) -> list[Path]:
 def _from_texts(directory: Path, registry: Registry, found: Resolution) -> list[LicenceEntry]:
     """Entries identified from licence files' text; an ambiguous file is a problem."""
     identified: list[LicenceEntry] = []
-    for path in _licence_files(directory):
+    for path in licence_files(directory):
         matches = registry.identify_text(path.read_text(encoding="utf-8", errors="replace"))
         if len(matches) > 1:
             names = ", ".join(m.id for m in matches)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -83,6 +85,38 @@ def test_bad_files_are_errors_with_the_line(tmp_path: Path) -> None:
     (tmp_path / "x.parquet").write_text("")
     with pytest.raises(DataError, match=r"unsupported data file type \.parquet"):
         load_entry(DataEntry(path=str(tmp_path / "x.parquet"), license="mit"))
+
+
+@pytest.mark.parametrize("name", ["data.jsonl", "data.json", "data.csv", "data.txt"])
+def test_a_binary_file_is_an_error_with_the_line(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    head = "prompt\n" if name.endswith(".csv") else ""
+    # an 8 KiB first line: text-mode reading decodes ahead, past the line that holds the bad byte
+    path.write_bytes(f"{head}{'x' * 8192}\nfine\n".encode() + b"\x89PNG\r\n\x1a\n\xff\xd8")
+    with pytest.raises(DataError) as caught:
+        load_entry(DataEntry(path=str(path), license="mit"))
+    line = 4 if name.endswith(".csv") else 3
+    assert str(caught.value) == (
+        f"{path}:{line}: not UTF-8 text (invalid start byte); is it a binary file?"
+    )
+
+
+@pytest.fixture
+def csv_field_limit() -> Iterator[int]:
+    """Python's CSV field size limit, pinned (it is process-wide; the simulator raises it)."""
+    previous = csv.field_size_limit(131_072)
+    yield 131_072
+    csv.field_size_limit(previous)
+
+
+def test_a_bad_csv_is_an_error_with_the_line(tmp_path: Path, csv_field_limit: int) -> None:
+    path = tmp_path / "data.csv"
+    path.write_text('id,prompt\n1,short\n2,"' + "x" * 200_000 + '"\n', encoding="utf-8")
+    with pytest.raises(DataError) as caught:
+        load_entry(DataEntry(path=str(path), license="mit"))
+    assert str(caught.value) == (
+        f"{path}:3: not readable as CSV: field larger than field limit ({csv_field_limit})"
+    )
 
 
 def test_split_is_stable_and_by_prompt(tmp_path: Path) -> None:

@@ -78,8 +78,10 @@ def test_output_method_teacher_generates_and_student_learns(workdir: Workdir) ->
     hp = {**FAST, "max_new_tokens": 6, "max_length": 32}
     job = tiny.job(folder, method="output", hyperparameters=hp)
     record = run_job(job, device="cpu").provenance
-    generated = (folder / "out" / "run" / "generations-train.jsonl").read_text().splitlines()
-    held = (folder / "out" / "run" / "generations-eval.jsonl").read_text().splitlines()
+    [generated_file] = (folder / "out" / "run").glob("generations-train-*.jsonl")
+    [held_file] = (folder / "out" / "run").glob("generations-eval-*.jsonl")
+    generated = generated_file.read_text().splitlines()
+    held = held_file.read_text().splitlines()
     assert len(generated) + len(held) == 24
     assert all(json.loads(line)["response"] for line in generated)
     assert record["report"]["train_responses"] == len(generated)
@@ -188,7 +190,8 @@ def test_output_method_with_an_api_teacher_the_org_attests(
     assert len(asked) == 24 and asked[0].startswith("Q: tell me fact")
     assert record["teacher"]["licences"] == ["LicenseRef-openai-terms-of-use"]
     assert any(o["kind"] == "attestation" for o in record["obligations"])
-    lines = (folder / "out" / "run" / "generations-train.jsonl").read_text().splitlines()
+    [generations] = (folder / "out" / "run").glob("generations-train-*.jsonl")
+    lines = generations.read_text().splitlines()
     assert all(json.loads(line)["response"].startswith("reply ") for line in lines)
 
 

@@ -147,3 +147,32 @@ def test_cc_by_data_needs_attribution_and_accepts_the_licence_uri(
     assert "Roe et al." in met["attribution:CC-BY-4.0"]
     assert "creativecommons.org/licenses/by/4.0" in (out / "LICENSES" / "CC-BY-4.0.txt").read_text()
     assert json.dumps(met)
+
+
+def test_data_keeps_its_attribution_when_the_teacher_shares_its_licence(
+    tmp_path: Path, run_gate: Run
+) -> None:
+    write_model(tmp_path / "models", "cc-teacher", {"license": "cc-by-4.0"})
+    data = [{"path": "prompts.jsonl", "license": "cc-by-4.0"}]
+    decision = run_gate("cc-teacher", "qwen-apache", data=data)
+    attributions = [o for o in decision.obligations if o.kind == "attribution"]
+    assert [(o.role.split()[0], o.licence) for o in attributions] == [
+        ("teacher", "CC-BY-4.0"),
+        ("data[0]", "CC-BY-4.0"),
+    ]
+    assert (
+        len([o for o in decision.obligations if o.kind == "licence_copy"]) == 2
+    )  # one per licence
+    spec = _spec(tmp_path, "cc-teacher", "qwen-apache", data=data)
+    spec = spec.model_copy(
+        update={"licence_texts": {"Apache-2.0": str(tiny.apache_text(tmp_path))}}
+    )
+    with pytest.raises(Exception, match=r"requires attribution .* for data .*prompts.jsonl"):
+        precheck(decision, spec)
+    credited = spec.data[0].model_copy(update={"attribution": "Doe et al."})
+    spec = spec.model_copy(update={"data": [credited]})
+    precheck(decision, spec)
+    out = tmp_path / "o"
+    out.mkdir()
+    hows = [m.how for m in fulfil(decision, spec, out) if m.obligation.kind == "attribution"]
+    assert any("Doe et al." in how for how in hows)

@@ -13,6 +13,8 @@ from ingest.settings import IngestSettings
 from ingest.warehouse import Warehouse
 from tests.ingest.factories import call_rows, write_calls
 
+LIMIT = 64 << 20
+
 NASTY = [
     "tab\there, newline\nthere, carriage\rreturn, bell\x07, escape\x1b[31m, del\x7f",
     'quotes " and \' and backslash \\ and a comma, and a {"json": "object"}',
@@ -46,7 +48,7 @@ def test_jsonl_blocks_keep_line_numbers_across_boundaries() -> None:
     for block_bytes in (7, 64, 1000, len(data) + 1):
         got = [
             (line, raw.rstrip("\n"))
-            for table in jsonl_blocks(io.BytesIO(data), block_bytes)
+            for table in jsonl_blocks(io.BytesIO(data), block_bytes, max_record_bytes=LIMIT)
             for line, raw in zip(
                 table.column("line").to_pylist(), table.column("raw").to_pylist(), strict=True
             )
@@ -55,7 +57,7 @@ def test_jsonl_blocks_keep_line_numbers_across_boundaries() -> None:
 
 
 def test_last_line_without_newline_is_read() -> None:
-    tables = list(jsonl_blocks(io.BytesIO(b'{"a": 1}\n{"a": 2}'), 4))
+    tables = list(jsonl_blocks(io.BytesIO(b'{"a": 1}\n{"a": 2}'), 4, max_record_bytes=LIMIT))
     assert [t.column("line").to_pylist() for t in tables][-1] == [2]
 
 
@@ -63,7 +65,7 @@ def test_csv_records_spanning_blocks_keep_their_first_line() -> None:
     body = "".join(f'r{i},"multi\nline {i}, with comma",{i}\n' for i in range(100))
     data = ("id,text,n\n" + body).encode()
     for block_bytes in (5, 50, 333, len(data) + 1):
-        reader = CsvReader(io.BytesIO(data), block_bytes, "x.csv")
+        reader = CsvReader(io.BytesIO(data), block_bytes, "x.csv", max_record_bytes=LIMIT)
         lines, ids = [], []
         for block in reader.blocks():
             lines += block.rows.column("__line").to_pylist()
