@@ -3,16 +3,17 @@
 Links come from shared payment fingerprints, sign-up and client networks (/24 for IPv4, /48 for
 IPv6), user agents, sign-up waves, templates and embedding clusters (all in SQL, see
 :func:`detectors.sql.graph_edges_sql`), and synchronised activity between accounts already linked.
-Communities of the graph (Louvain, seeded) are the candidate rings.
+Communities of the graph (Louvain, seeded; igraph's C implementation) are the candidate rings.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import random
 from collections.abc import Iterable
 from functools import lru_cache
 
-import networkx as nx
+import igraph
 import pyarrow as pa
 
 from detectors import sql
@@ -94,13 +95,23 @@ def communities(
 ) -> list[list[str]]:
     """Louvain communities of the graph of edges at or above ``min_weight``, largest first.
 
-    Deterministic: edges are added in sorted order and the algorithm is seeded.
+    Deterministic: vertices are numbered in sorted order, edges added in sorted order, and the
+    algorithm draws from its own generator seeded with ``seed``.
     """
-    graph = nx.Graph()
-    graph.add_weighted_edges_from(sorted((s, d, w) for s, d, w in edges if w >= min_weight))
-    found = nx.community.louvain_communities(
-        graph, weight="weight", resolution=resolution, seed=seed
+    kept = sorted((s, d, w) for s, d, w in edges if w >= min_weight)
+    if not kept:
+        return []
+    names = sorted({s for s, _, _ in kept} | {d for _, d, _ in kept})
+    index = {name: i for i, name in enumerate(names)}
+    graph = igraph.Graph(
+        n=len(names), edges=[(index[s], index[d]) for s, d, _ in kept], directed=False
     )
-    groups = [sorted(c) for c in found if len(c) >= min_size]
+    graph.es["weight"] = [w for _, _, w in kept]
+    igraph.set_random_number_generator(random.Random(seed))
+    try:
+        found = graph.community_multilevel(weights="weight", resolution=resolution)
+    finally:
+        igraph.set_random_number_generator(random)
+    groups = [sorted(names[v] for v in c) for c in found if len(c) >= min_size]
     groups.sort(key=lambda g: (-len(g), g[0]))
     return groups

@@ -3,8 +3,13 @@
 A ring's signals come from :func:`detectors.sql.ring_signals_sql` (content), the members' sign-up
 times (wave) and the edges between members (operational links); :class:`RingScorer` turns them into
 a score and a verdict. A member is flagged when its ring is flagged and enough of its own calls look
-like the ring's (``accounts.min_fit``); a member that has made no calls yet is flagged when the
-policy says so (it is linked to the ring by payment, network or sign-up, never by content).
+like the ring's (``accounts.min_fit``). A member linked to the rest of its ring by content alone
+(shared templates or clusters, no payment, network, sign-up or timing link) must show the ring's
+behaviour itself: enough of its calls must elicit reasoning or use the ring's own templates
+(``accounts.min_fit_content_only``); asking about the same topics is not enough, since that is how
+innocent users who study the same material are linked. A member that has made no calls yet is
+flagged when the policy says so (it is linked to the ring by payment, network or sign-up, never by
+content).
 """
 
 from __future__ import annotations
@@ -223,6 +228,7 @@ def _accounts(
     features = {r["account_id"]: r for r in records(wh, "SELECT * FROM account_features")}
     ring_by_id = {r["ring_id"]: r for r in rings}
     fit = {r["account_id"]: r["n_fit"] / r["n_calls"] for r in per_member if r["n_calls"]}
+    interest = {r["account_id"]: r["n_interest"] / r["n_calls"] for r in per_member if r["n_calls"]}
     linked = _linked(edges)
     out = []
     for account_id in sorted(set(features) | set(member_of)):
@@ -250,6 +256,8 @@ def _accounts(
         ring = ring_by_id[ring_id]
         dormant = feats is None
         account_fit = 1.0 if dormant else fit.get(account_id, 0.0)
+        content_only = not dormant and account_id not in operational_members
+        behaviour_share = interest.get(account_id, 0.0)
         if dormant:
             flagged = (
                 ring["flagged"]
@@ -258,6 +266,14 @@ def _accounts(
             )
         else:
             flagged = ring["flagged"] and account_fit >= rules.accounts.min_fit
+            if content_only:
+                flagged = flagged and behaviour_share >= rules.accounts.min_fit_content_only
+        reasons = _reasons(ring, account_fit, dormant, linked.get(account_id, []), rules)
+        if content_only:
+            reasons.append(
+                f"linked by content only: {behaviour_share:.0%} of its calls elicit reasoning or "
+                f"use the ring's templates (needs {rules.accounts.min_fit_content_only:.0%})"
+            )
         out.append(
             {
                 "account_id": account_id,
@@ -265,11 +281,14 @@ def _accounts(
                 "score": round(float(ring["score"]) * (0.5 + 0.5 * account_fit), 4),
                 "flagged": bool(flagged),
                 "baseline": baseline,
-                "reasons": _reasons(ring, account_fit, dormant, linked.get(account_id, []), rules),
+                "reasons": reasons,
                 "evidence": {
                     "ring": {k: ring[k] for k in ("ring_id", "size", "score", "flagged")},
                     "fit": None if dormant else round(account_fit, 4),
                     "min_fit": rules.accounts.min_fit,
+                    "content_only": content_only,
+                    "behaviour_share": None if dormant else round(behaviour_share, 4),
+                    "min_fit_content_only": rules.accounts.min_fit_content_only,
                     "dormant": dormant,
                     "account": own,
                     "linked_accounts": linked.get(account_id, []),

@@ -7,14 +7,19 @@ each run records the file's hash so a flag can be traced to the exact policy tha
 from __future__ import annotations
 
 import math
-import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 
-from policies.loader import LoadedPolicy, PolicyModel, load_policy, shipped_policy_path
+from policies.loader import (
+    LoadedPolicy,
+    PolicyModel,
+    load_policy,
+    re2_error,
+    shipped_policy_path,
+)
 
 Unit = Annotated[float, Field(ge=0.0, le=1.0)]
 Positive = Annotated[float, Field(gt=0.0)]
@@ -30,10 +35,9 @@ class ReasoningPattern(PolicyModel):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from exc
+        error = re2_error(value)
+        if error is not None:
+            raise ValueError(f"not a valid regular expression for DuckDB (RE2): {error}")
         return value
 
     @property
@@ -161,6 +165,11 @@ class AccountPolicy(PolicyModel):
         description="share of an account's calls that must look like its ring's (reasoning, the "
         "ring's own templates or clusters) to be flagged; also the share at which a member counts "
         "as taking part in the ring's content signals"
+    )
+    min_fit_content_only: Unit = Field(
+        description="for a member linked to its ring by content alone (templates or clusters, no "
+        "payment, network, sign-up or timing link): share of its calls that must elicit reasoning "
+        "or use the ring's own templates (topic similarity alone does not count)"
     )
     flag_dormant_members: bool = Field(
         description="flag members of a flagged ring that have made no calls yet"

@@ -154,3 +154,47 @@ def test_query_clusters_carry_statistics(detected_db: Path) -> None:
     assert [t["suspicion"] for t in templates] == sorted(
         (t["suspicion"] for t in templates), reverse=True
     )
+
+
+def _members(db: Path) -> dict[str, dict[str, object]]:
+    with Warehouse.open(db, read_only=True) as wh:
+        rows = flagged_accounts(wh, include_unflagged=True)
+        return {
+            r["account_id"]: {"flagged": r["flagged"], **account_evidence(wh, r["account_id"])}
+            for r in rows
+            if r["ring_id"]
+        }
+
+
+def test_a_member_linked_by_content_alone_must_show_the_rings_behaviour(fresh_db: Path) -> None:
+    """Topic overlap links innocent users to a ring; only reasoning-fishing or the ring's own
+    templates in the account's own calls can flag a member with no operational link."""
+    with Warehouse.open(fresh_db) as wh:
+        run_detection(wh, embed_budget=0, device="cpu")
+    shipped = _members(fresh_db)
+    content_only = {a for a, m in shipped.items() if m["evidence"]["content_only"]}  # type: ignore[index]
+    assert content_only, "the simulation links some accounts to rings by content alone"
+    for member in shipped.values():
+        evidence = member["evidence"]
+        assert isinstance(evidence, dict)
+        if member["flagged"] and evidence["content_only"]:
+            assert evidence["behaviour_share"] >= evidence["min_fit_content_only"]
+        if evidence["content_only"]:
+            assert any("linked by content only" in r for r in member["reasons"])  # type: ignore[attr-defined]
+
+    policy = load_detection_policy()
+    accounts = policy.model.accounts.model_copy(update={"min_fit_content_only": 0.0})
+    lenient_model = policy.model.model_copy(update={"accounts": accounts})
+    lenient = LoadedPolicy(model=lenient_model, path=policy.path, sha256="1" * 64)
+    with Warehouse.open(fresh_db) as wh:
+        run_detection(wh, embed_budget=0, device="cpu", policy=lenient)
+    after = _members(fresh_db)
+    promoted = {a for a in shipped if after[a]["flagged"] and not shipped[a]["flagged"]}
+    held_back = {
+        a
+        for a in content_only
+        if shipped[a]["evidence"]["ring"]["flagged"]  # type: ignore[index]
+        and shipped[a]["evidence"]["fit"] >= shipped[a]["evidence"]["min_fit"]  # type: ignore[index]
+        and shipped[a]["evidence"]["behaviour_share"] < 0.5  # type: ignore[index]
+    }
+    assert promoted == held_back
