@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/detect.py                    # the default simulation (~100k calls)
     .venv/bin/python benchmarks/detect.py --scale 1 --scale 10   # and ~1M calls
     .venv/bin/python benchmarks/detect.py --device cuda --scale 50   # a GPU machine, ~5M calls
+    .venv/bin/python benchmarks/detect.py --model models/minilm-l2-distilled  # distilled embedder
 
 Each scale runs in a child process: simulate (seeded; the real prompt sets when ``--corpus``
 exists), ingest into a fresh warehouse, one full ``run_detection``, then ``evaluate`` against the
@@ -37,7 +38,8 @@ from detectors.evaluate import evaluate
 from detectors.embeddings import load_embedder
 from detectors.clusters import prompt_texts
 
-scale, out, corpus, device, budget, sample = sys.argv[1:7]
+scale, out, corpus, device, budget, sample, model = sys.argv[1:8]
+model_path = Path(model) if model else None
 out = Path(out)
 start = time.perf_counter()
 config = SimulationConfig(seed=0).scaled(float(scale))
@@ -50,14 +52,16 @@ with Warehouse.open(db) as wh:
     ingest_file(wh, out / "calls.parquet", "calls")
     ingested = time.perf_counter() - start
     start = time.perf_counter()
-    summary = run_detection(wh, device=device, embed_budget=None if budget == "" else int(budget))
+    summary = run_detection(
+        wh, device=device, embed_budget=None if budget == "" else int(budget), model_path=model_path
+    )
     detected = time.perf_counter() - start
     result = evaluate(wh, out / "labels.parquet")
     distinct = wh.scalar("SELECT count(DISTINCT md5(prompt)) FROM calls")
     hashes = [r[0] for r in wh.fetchall(
         "SELECT DISTINCT md5(prompt) AS h FROM calls ORDER BY h LIMIT $n", {"n": int(sample)})]
     texts = list(prompt_texts(wh, hashes).values())
-embedder = load_embedder(None, summary.device, batch_size=128, max_seq_length=128)
+embedder = load_embedder(model_path, summary.device, batch_size=128, max_seq_length=128)
 embedder.encode(texts[:32])
 start = time.perf_counter()
 embedder.encode(texts)
@@ -78,7 +82,7 @@ def run_scale(scale: float, args: argparse.Namespace) -> dict[str, Any]:
         corpus = str(args.corpus) if args.corpus and Path(args.corpus).is_dir() else ""
         budget = "" if args.embed_budget is None else str(args.embed_budget)
         argv = [sys.executable, "-c", CHILD, str(scale), scratch, corpus, args.device, budget]
-        argv.append(str(args.throughput_sample))
+        argv += [str(args.throughput_sample), str(args.model or "")]
         env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
@@ -102,11 +106,15 @@ def main() -> None:
     parser.add_argument("--embed-budget", type=int, default=None, help="default: the policy's")
     parser.add_argument("--corpus", type=Path, default=CORPUS)
     parser.add_argument("--throughput-sample", type=int, default=1024)
+    parser.add_argument(
+        "--model", type=Path, default=None, help="a local sentence-transformers model directory"
+    )
     args = parser.parse_args()
     scales = args.scale or [1.0]
     results = [run_scale(s, args) for s in scales]
     base = results[0]
     print(f"corpus: {args.corpus if args.corpus and args.corpus.is_dir() else 'built-in'}")
+    print(f"embedder: {args.model or 'the bundled all-MiniLM-L6-v2'}")
     for r in results:
         naive = r["distinct_prompts"] / r["throughput"]
         print(
