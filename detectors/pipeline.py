@@ -25,7 +25,7 @@ from detectors.behaviour import BehaviourDetector
 from detectors.clusters import build_embedding_clusters, cluster_statistics
 from detectors.embeddings import Embedder, load_embedder, model_name, resolve_device
 from detectors.engine import register, run
-from detectors.exceptions import IncrementalMismatch, NothingToDetect
+from detectors.exceptions import DetectorError, IncrementalMismatch, NothingToDetect
 from detectors.features import (
     clear_prompt_cache,
     derive_templates,
@@ -36,7 +36,8 @@ from detectors.features import (
 from detectors.graph import build_graph, communities
 from detectors.prada import PradaDetector, vectorize_prompts
 from detectors.scoring import score_rings_and_accounts, write_verdicts
-from ingest.warehouse import Warehouse
+from detectors.settings import get_settings
+from ingest.warehouse import Warehouse, checked_size
 from policies.detection import DetectionPolicy, load_detection_policy
 from policies.loader import LoadedPolicy
 
@@ -114,6 +115,7 @@ def run_detection(
     model_path: Path | None = None,
     policy: LoadedPolicy[DetectionPolicy] | None = None,
     on_stage: Stage | None = None,
+    memory_limit: str | None = None,
 ) -> RunSummary:
     """Run every detector over the warehouse and record rings and flags with their evidence.
 
@@ -129,7 +131,11 @@ def run_detection(
         _check_incremental(wh, loaded.sha256)
     resolved_device = resolve_device(device)
     try:
-        with wh.transaction():
+        limit = checked_size(memory_limit or get_settings().memory_limit, "DETECT_MEMORY_LIMIT")
+    except ValueError as exc:
+        raise DetectorError(str(exc)) from exc
+    try:
+        with wh.memory_limit(limit, "DETECT_MEMORY_LIMIT"), wh.transaction():
             return _run(wh, loaded, clock, since, until, resolved_device, budget, model_path)
     finally:
         for table in TEMP_TABLES:

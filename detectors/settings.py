@@ -21,6 +21,9 @@ class DetectSettings(BaseSettings):
     model_path: Path | None = None
     """A local sentence-transformers model directory; default: the bundled all-MiniLM-L6-v2."""
     device: Device = "auto"
+    memory_limit: str = "4GB"
+    """DuckDB's memory limit during a run (joins and aggregates past it spill to disk); the
+    Python side (graph, scoring, embeddings) comes on top."""
 
 
 @lru_cache(maxsize=1)

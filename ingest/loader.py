@@ -22,12 +22,10 @@ rows_quarantined``.
 
 from __future__ import annotations
 
-import re
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,12 +39,10 @@ from ingest.exceptions import IngestError, UnreadableInput
 from ingest.formats import Format, detect_format, sha256_file
 from ingest.settings import IngestSettings, get_settings
 from ingest.staging import drop_stage, first_line, row_count, stage
-from ingest.warehouse import Warehouse
+from ingest.warehouse import Warehouse, checked_size
 
 Kind = Literal["calls", "accounts"]
 Status = Literal["loaded", "already_loaded", "refused"]
-
-_MEMORY = re.compile(r"^\d+(\.\d+)?\s*([KMGT]i?B|[KMGT]B?)$", re.IGNORECASE)
 
 
 @dataclass
@@ -102,7 +98,11 @@ def ingest_file(
         if seen_size and _already_loaded(wh, report, hashing.result()):
             report.seconds = time.perf_counter() - started
             return report
-        with _bounded_memory(wh, settings):
+        try:
+            limit = checked_size(settings.memory_limit, "INGEST_MEMORY_LIMIT")
+        except ValueError as exc:
+            raise IngestError(str(exc)) from exc
+        with wh.memory_limit(limit, "INGEST_MEMORY_LIMIT"):
             _load(wh, source, kind, fmt_, report, on_bytes, settings, hashing.result)
     report.status = "loaded"
     report.seconds = time.perf_counter() - started
@@ -282,21 +282,3 @@ def _write(wh: Warehouse, kind: Kind, batch: int, path: str, report: IngestRepor
             f"{path}: read {report.rows_read} rows but loaded {loaded}, skipped {duplicates} "
             f"and quarantined {quarantined}; nothing was written (this is a bug)"
         )
-
-
-@contextmanager
-def _bounded_memory(wh: Warehouse, settings: IngestSettings) -> Iterator[None]:
-    """Cap DuckDB's memory while importing (larger work spills to disk), then restore it."""
-    if not _MEMORY.match(settings.memory_limit.strip()):
-        raise IngestError(
-            f"INGEST_MEMORY_LIMIT={settings.memory_limit!r} is not a size such as '3GB' or '512MiB'"
-        )
-    previous = wh.scalar("SELECT current_setting('memory_limit')")
-    order = wh.scalar("SELECT current_setting('preserve_insertion_order')")
-    wh.execute(f"SET memory_limit = {sql.literal(settings.memory_limit.strip())}")
-    wh.execute("SET preserve_insertion_order = false")
-    try:
-        yield
-    finally:
-        wh.execute(f"SET memory_limit = {sql.literal(str(previous))}")
-        wh.execute(f"SET preserve_insertion_order = {'true' if order else 'false'}")

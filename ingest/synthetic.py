@@ -55,6 +55,7 @@ def write_synthetic_calls(path: Path, rows: int, fmt: Format, *, start: int = 0)
     names = ", ".join(c.name for c in CALL_COLUMNS)
     con = duckdb.connect()
     try:
+        con.execute("SET enable_progress_bar = false")
         con.execute("SET TimeZone = 'UTC'")
         con.execute(
             f"COPY (SELECT {names} FROM ({_SELECT})) TO {literal(str(path))} ({options[fmt]})",

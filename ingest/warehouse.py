@@ -23,6 +23,23 @@ import pyarrow as pa
 
 from ingest.exceptions import MigrationError, WarehouseLocked, WarehouseTooNew
 
+_MEMORY = re.compile(r"^\d+(\.\d+)?\s*([KMGT]i?B|[KMGT]B?)$", re.IGNORECASE)
+
+
+def checked_size(limit: str, setting: str) -> str:
+    """``limit`` stripped, if it is a size DuckDB takes (``3GB``, ``512MiB``); else ValueError
+    naming ``setting``, where the value came from."""
+    text = limit.strip()
+    if not _MEMORY.match(text):
+        raise ValueError(f"{setting}={limit!r} is not a size such as '3GB' or '512MiB'")
+    return text
+
+
+def _quote(text: str) -> str:
+    """A SQL string literal (``SET`` takes no bound parameters)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 Params = Mapping[str, Any] | Sequence[Any] | None
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -129,6 +146,22 @@ class Warehouse:
         cursor = self.execute(sql, params)
         names = [d[0] for d in cursor.description or []]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    @contextmanager
+    def memory_limit(self, limit: str, setting: str) -> Iterator[None]:
+        """Cap DuckDB's memory (larger work spills to disk) and let it write rows in any order
+        for the block, then restore both. ``setting`` names where ``limit`` came from, for the
+        error when it is not a size such as ``3GB`` or ``512MiB``."""
+        text = checked_size(limit, setting)
+        previous = self.scalar("SELECT current_setting('memory_limit')")
+        order = self.scalar("SELECT current_setting('preserve_insertion_order')")
+        self.execute("SET memory_limit = " + _quote(text))
+        self.execute("SET preserve_insertion_order = false")
+        try:
+            yield
+        finally:
+            self.execute("SET memory_limit = " + _quote(str(previous)))
+            self.execute(f"SET preserve_insertion_order = {'true' if order else 'false'}")
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -10,7 +10,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from detectors.evaluate import evaluate
-from detectors.exceptions import IncrementalMismatch, ModelUnavailable, NothingToDetect
+from detectors.exceptions import (
+    DetectorError,
+    IncrementalMismatch,
+    ModelUnavailable,
+    NothingToDetect,
+)
 from detectors.pipeline import run_detection
 from detectors.results import account_evidence, flagged_accounts, latest_run, ring_list
 from ingest.warehouse import Warehouse
@@ -198,3 +203,26 @@ def test_a_member_linked_by_content_alone_must_show_the_rings_behaviour(fresh_db
         and shipped[a]["evidence"]["behaviour_share"] < 0.5  # type: ignore[index]
     }
     assert promoted == held_back
+
+
+def test_a_run_caps_duckdb_memory_and_restores_it(fresh_db: Path) -> None:
+    with Warehouse.open(fresh_db) as wh:
+        before = wh.scalar("SELECT current_setting('memory_limit')")
+        with pytest.raises(DetectorError, match=r"DETECT_MEMORY_LIMIT='lots' is not a size"):
+            run_detection(wh, embed_budget=0, device="cpu", memory_limit="lots")
+        seen: dict[str, str] = {}
+        run_detection(
+            wh,
+            embed_budget=0,
+            device="cpu",
+            memory_limit="512MiB",
+            on_stage=lambda stage: seen.setdefault(
+                stage, str(wh.scalar("SELECT current_setting('memory_limit')"))
+            ),
+        )
+        seen.pop("setup")  # announced before the run starts
+        assert seen and set(seen.values()) == {"512.0 MiB"}
+        after = str(wh.scalar("SELECT current_setting('memory_limit')"))
+        # restored (DuckDB shows the limit rounded, so "18.8 GiB" may read back as "18.7 GiB")
+        assert after.split()[1] == str(before).split()[1]
+        assert abs(float(after.split()[0]) - float(str(before).split()[0])) < 0.15
