@@ -31,6 +31,7 @@ from dashboards.security import (
     to_json,
 )
 from dashboards.settings import DashboardsSettings, get_settings
+from dashboards.throttle import SignInThrottle
 from ingest.warehouse import Warehouse
 
 COOKIE = "dg_session"
@@ -96,6 +97,8 @@ def create_app(
     app.add_middleware(SameOriginMiddleware, allowed_origins=settings.allowed_origins)
     app.add_middleware(SecurityHeadersMiddleware)  # outermost: refusals get the headers too
     templates = Jinja2Templates(directory=str(PACKAGE / "templates"))
+    throttle = SignInThrottle(settings.signin_max_failures, settings.signin_window_s)
+    app.state.signin_throttle = throttle
     app.mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static")
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -187,12 +190,23 @@ def create_app(
         password: Annotated[str, Form(max_length=1024)],
         next: Annotated[str, Form()] = "/",
     ) -> Response:
+        address = request.client.host if request.client else ""
+        wait = throttle.retry_after(username, address)
+        if wait:
+            message = f"too many failed sign-ins: try again in {wait} s"
+            data = {"page": "signin", "next": _local(next), "error": message}
+            response = page(request, "signin.html", data, None)
+            response.status_code = 429
+            response.headers["retry-after"] = str(wait)
+            return response
         user = auth.authenticate(wh, username, password)
         if user is None:
+            throttle.failed(username, address)
             data = {"page": "signin", "next": _local(next), "error": "wrong username or password"}
             response = page(request, "signin.html", data, None)
             response.status_code = 401
             return response
+        throttle.succeeded(username)
         token, _ = auth.open_session(wh, user, settings.session_ttl_s)
         response = RedirectResponse(_local(next), status_code=303)
         secure = settings.cookie_secure == "always" or (

@@ -36,6 +36,12 @@ class DashboardsSettings(BaseSettings):
     detect_device: Literal["auto", "cpu", "cuda"] = "auto"
 
     session_ttl_s: float = Field(default=8 * 3600, gt=0, description="Sessions expire after this.")
+    signin_max_failures: int = Field(
+        default=5, ge=1, description="Failed sign-ins for one username that lock it for a window."
+    )
+    signin_window_s: float = Field(
+        default=900.0, gt=0, description="The window over which failed sign-ins are counted."
+    )
     cookie_secure: CookieSecure = Field(
         default="auto", description="Secure cookies: auto = when the request came over TLS."
     )

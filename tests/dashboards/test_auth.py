@@ -211,3 +211,36 @@ def test_password_hash_is_verifiable_only_with_the_password(world: World) -> Non
     with Warehouse.open(world.db, read_only=True) as wh:
         assert authenticate(wh, "admin", PASSWORD) is not None
         assert authenticate(wh, "admin", PASSWORD + "x") is None
+
+
+def test_repeated_failed_sign_ins_lock_the_username_for_a_window(client: TestClient) -> None:
+    throttle = client.app.state.signin_throttle  # type: ignore[attr-defined]
+    now = [1000.0]
+    throttle._clock = lambda: now[0]
+    for _ in range(throttle.max_failures):
+        wrong = {"username": "reviewer", "password": "guess"}
+        assert client.post("/signin", data=wrong).status_code == 401
+    right = {"username": "reviewer", "password": PASSWORD}
+    refused = client.post("/signin", data=right, follow_redirects=False)
+    assert refused.status_code == 429  # even the right password: no oracle for the guesser
+    assert int(refused.headers["retry-after"]) == throttle.window_s
+    assert "dg_session" not in refused.cookies
+    assert "too many failed sign-ins" in refused.context["data"]["error"]  # type: ignore[attr-defined]
+    other = {"username": "viewer", "password": PASSWORD}
+    assert client.post("/signin", data=other, follow_redirects=False).status_code == 303
+    now[0] += throttle.window_s
+    assert client.post("/signin", data=right, follow_redirects=False).status_code == 303
+
+
+def test_many_usernames_from_one_address_are_throttled_too() -> None:
+    from dashboards.throttle import SignInThrottle
+
+    throttle = SignInThrottle(2, 60.0, clock=lambda: 0.0)
+    for i in range(8):
+        assert throttle.retry_after(f"user{i}", "10.0.0.9") == 0
+        throttle.failed(f"user{i}", "10.0.0.9")
+    assert throttle.retry_after("someone-new", "10.0.0.9") == 60
+    assert throttle.retry_after("someone-new", "10.0.0.10") == 0
+    throttle.succeeded("user7")
+    assert throttle.retry_after("user7", "10.0.0.10") == 0
+    assert throttle.retry_after("user6", "10.0.0.10") == 60
