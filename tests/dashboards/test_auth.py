@@ -241,6 +241,8 @@ def test_many_usernames_from_one_address_are_throttled_too() -> None:
         throttle.failed(f"user{i}", "10.0.0.9")
     assert throttle.retry_after("someone-new", "10.0.0.9") == 60
     assert throttle.retry_after("someone-new", "10.0.0.10") == 0
-    throttle.succeeded("user7")
-    assert throttle.retry_after("user7", "10.0.0.10") == 0
-    assert throttle.retry_after("user6", "10.0.0.10") == 60
+    throttle.failed("alice", "10.0.0.20")
+    throttle.failed("alice", "10.0.0.21")
+    assert throttle.retry_after("alice", "10.0.0.22") == 60  # the username, from any address
+    throttle.succeeded("alice")
+    assert throttle.retry_after("alice", "10.0.0.22") == 0
