@@ -6,7 +6,7 @@ sustains, against LiteLLM proxy on the same mock upstream in the same run.
 Processes: the mock upstream (``distillguard mock-upstream --latency-ms 50``); the gateway (2
 workers, durable logging); LiteLLM proxy (its default single worker, no database, installed on
 first use into ``~/.cache/distillguard-bench/litellm``); the load generator
-``benchmarks/loadgen.py``, open-loop with evenly spaced arrivals (the wrk2 / vegeta model: a
+``benchmarks/tools/loadgen.py``, open-loop with evenly spaced arrivals (the wrk2 / vegeta model: a
 slow answer never holds back the next request; see its docstring for why not ``hey -q``, whose
 workers fire in synchronised bursts). Added latency: a percentile through the proxy minus the
 same percentile calling the mock directly, at the same rate, measured just before it. Records
@@ -33,7 +33,7 @@ import orjson
 
 from distillguard.processes import Server, free_port
 
-LOADGEN = Path(__file__).with_name("loadgen.py")
+LOADGEN = Path(__file__).parent / "tools" / "loadgen.py"
 LITELLM_VENV = Path.home() / ".cache" / "distillguard-bench" / "litellm"
 LATENCY_MS = 50
 BUDGET_MS = 20.0

@@ -1,6 +1,6 @@
 """An open-loop HTTP load generator with evenly spaced arrivals (the wrk2 / vegeta model).
 
-    python benchmarks/loadgen.py URL --rate 200 --seconds 10 --body FILE [--header 'K: V' ...]
+    python benchmarks/tools/loadgen.py URL --rate 200 --seconds 10 --body FILE [--header 'K: V' ...]
 
 Request ``i`` is sent at ``start + i / rate`` whatever happened to earlier ones, each on an idle
 keep-alive connection (a new one is opened when none is idle), so the offered rate is fixed and
