@@ -430,6 +430,7 @@ class Gateway:
             outcome = await self._forward(
                 send, call, "POST", scope["path"], raw, headers, request.stream,
                 restricted=restricted, wants_usage=wants_usage, extra_headers=limit_headers,
+                receive=receive,
             )  # fmt: skip
             if outcome is not None:
                 tokens = (outcome.prompt_tokens or 0) + (outcome.completion_tokens or 0)
@@ -505,6 +506,7 @@ class Gateway:
         restricted: bool = False,
         wants_usage: bool = True,
         extra_headers: list[tuple[bytes, bytes]] | None = None,
+        receive: Receive | None = None,
     ) -> Outcome | None:
         proto = call.proto
         url = self._urls.get(path)
@@ -531,8 +533,9 @@ class Gateway:
             status = response.status_code
             if stream and status == 200:
                 return await self._stream(
-                    send, call, response, sent, restricted, wants_usage, extra_headers or []
-                )
+                    send, call, response, sent, restricted, wants_usage, extra_headers or [],
+                    receive,
+                )  # fmt: skip
             try:
                 body = await response.aread()
             except httpx.TimeoutException:
@@ -579,7 +582,10 @@ class Gateway:
         restricted: bool,
         wants_usage: bool,
         extra_headers: list[tuple[bytes, bytes]],
+        receive: Receive | None = None,
     ) -> Outcome:
+        """Pass the upstream's events through as they arrive. A client that goes away ends the
+        stream upstream too, and the record says so (status 499, the text sent until then)."""
         proto = call.proto
         await send(
             {
@@ -599,8 +605,13 @@ class Gateway:
         buffer = bytearray()
         held: list[bytes] = []  # the stream's last event: sent once the record is on disk
         status, failure = 200, ""
+        # the request body has been read, so the next message is the client going away
+        gone = asyncio.ensure_future(receive()) if receive is not None else None
         try:
             async for chunk in response.aiter_raw():
+                if gone is not None and gone.done():
+                    status, failure = 499, "the client disconnected during the stream"
+                    break
                 if b"\r" in chunk:
                     chunk = chunk.replace(b"\r\n", b"\n")
                 buffer += chunk
@@ -626,6 +637,9 @@ class Gateway:
             status, failure = 504, "the upstream timed out during the stream"
         except httpx.HTTPError as exc:
             status, failure = 502, f"the upstream broke off the stream: {type(exc).__name__}"
+        finally:
+            if gone is not None and not gone.done():
+                gone.cancel()
         call.upstream_s = time.perf_counter() - sent
         tail = bytes(buffer)
         outcome = reader.result()

@@ -228,3 +228,32 @@ def test_limits_hold_across_four_workers_sharing_redis(tmp_path: Path, mock_url:
     assert (
         f'guard_rate_limit_rejections_total{{limit="requests"}} {statuses.count(429)}.0' in metrics
     )
+
+
+def test_a_client_that_leaves_mid_stream_is_logged_as_such(tmp_path: Path) -> None:
+    import json
+    import socket
+
+    env = {"MOCK_UPSTREAM_KEY": "upstream-secret"}
+    args = ["mock-upstream", "--latency-ms", "5", "--tokens-per-second", "20"]
+    args += ["--api-key-env", "MOCK_UPSTREAM_KEY"]
+    with Server(args, free_port(), tmp_path / "mock.log", env) as slow:
+        key = FileStateStore(tmp_path / "state.json").create_key("acct-gone")[1]
+        server = gateway(tmp_path, slow.url)
+        with server:
+            body = json.dumps(chat("leaving early", stream=True)).encode()
+            head = (
+                f"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {key}"
+                f"\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            )
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+                sock.sendall(head.encode() + body)
+                received = b""
+                while received.count(b"data: ") < 4:  # a few words, not only the role
+                    received += sock.recv(65536)
+            time.sleep(0.5)  # the gateway notices at the upstream's next event
+    [record] = [r for r in read_segments(tmp_path / "spool").to_pylist()]
+    full = "".join(reply_tokens("leaving early"))
+    assert record["status_code"] == 499
+    assert record["response"] and full.startswith(record["response"])
+    assert len(record["response"]) < len(full)
