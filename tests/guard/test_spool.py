@@ -396,3 +396,33 @@ async def test_spool_available_gauge_follows_the_spool_without_requests(
     settings.spool.unlink()
     await eventually(lambda: app.spool.available)  # the probe reopens it by itself
     assert "guard_spool_available 1.0" in (await client.get("/metrics")).text
+
+
+async def test_durable_commits_run_on_the_loop_until_the_disk_turns_slow(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    slow = [0.0]
+    threads: list[int] = []
+
+    def write(fd: int, data: Any) -> int:
+        threads.append(threading.get_ident())
+        time.sleep(slow[0])
+        return os.write(fd, data)
+
+    spool = Spool(tmp_path, write=write, inline_commit_s=0.002)
+    await spool.start()
+    loop_thread = threading.get_ident()
+    try:
+        threads.clear()  # the start-up probe writes from the I/O thread
+        for i in range(5):
+            await spool.append(record(i))
+        assert set(threads) == {loop_thread}  # a fast disk: no hand-off per commit
+        slow[0] = 0.02
+        for i in range(12):
+            await spool.append(record(100 + i))
+        assert threads[-1] != loop_thread  # a slow disk: back to the I/O thread
+        slow[0] = 0.0
+    finally:
+        await spool.close()
+    assert len(read_segments(tmp_path).to_pylist()) == 17
