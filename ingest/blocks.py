@@ -122,6 +122,34 @@ class _Unended:
             raise self._refuse(line, self.offset + start)
 
 
+def _whole_records(
+    blocks: Iterator[tuple[int, bytes]],
+    unended: _Unended,
+    find_ends: Callable[[bytes], np.ndarray],
+) -> Iterator[tuple[bytes, np.ndarray, int]]:
+    """Runs of whole records as ``(data, record ends in data, line of the first)``.
+
+    ``find_ends`` gives the offsets just past each record end in one block. The bytes after a
+    block's last end are carried into the next run (bounded by ``unended``); whatever is carried
+    at the end of the stream comes last, as one record.
+    """
+    for offset, block in blocks:
+        ends = find_ends(block)
+        if len(ends) == 0:
+            unended.add(block)
+            continue
+        cut = int(ends[-1])
+        data = unended.joined(block[:cut])
+        ends += len(data) - cut
+        unended.check(data, ends)
+        first_line = unended.line
+        unended.restart(first_line + data.count(b"\n"), offset + cut, block[cut:])
+        yield data, ends, first_line
+    if unended.size:
+        tail = unended.joined(b"")
+        yield tail, np.array([len(tail)], np.int64), unended.line
+
+
 def jsonl_blocks(
     stream: BinaryIO,
     block_bytes: int,
@@ -138,20 +166,13 @@ def jsonl_blocks(
     for line breaks once, however many blocks a line runs across.
     """
     unended = _Unended("line", max_record_bytes, "is the file truncated or without line breaks?")
-    for offset, block in _blocks(stream, block_bytes, on_bytes):
-        ends = np.flatnonzero(np.frombuffer(block, np.uint8) == NEWLINE) + 1
-        if len(ends) == 0:
-            unended.add(block)
-            continue
-        cut = int(ends[-1])
-        data = unended.joined(block[:cut])
-        ends += len(data) - cut
-        unended.check(data, ends)
-        yield _line_table(data, ends, unended.line)
-        unended.restart(unended.line + len(ends), offset + cut, block[cut:])
-    if unended.size:
-        tail = unended.joined(b"")
-        yield _line_table(tail, np.array([len(tail)], np.int64), unended.line)
+    blocks = _blocks(stream, block_bytes, on_bytes)
+    for data, ends, first_line in _whole_records(blocks, unended, _line_ends):
+        yield _line_table(data, ends, first_line)
+
+
+def _line_ends(block: bytes) -> np.ndarray:
+    return np.flatnonzero(np.frombuffer(block, np.uint8) == NEWLINE) + 1
 
 
 def _line_table(data: bytes, ends: np.ndarray, first_line: int) -> pa.Table:
@@ -208,33 +229,21 @@ class CsvReader:
             f"{self.name}: the record on line", self.max_record_bytes, "is a quote left open?"
         )
         inside = False  # whether the bytes read so far leave a quote open
-        header_done = False
-        for offset, block in _blocks(self.stream, self.block_bytes, on_bytes):
+
+        def record_ends(block: bytes) -> np.ndarray:
+            nonlocal inside
             ends, inside = _record_ends(block, inside)
-            if len(ends) == 0:
-                unended.add(block)
-                continue
-            cut = int(ends[-1])
-            data = unended.joined(block[:cut])
-            ends += len(data) - cut
-            unended.check(data, ends)
-            first_line = unended.line
-            unended.restart(first_line + data.count(b"\n"), offset + cut, block[cut:])
+            return ends
+
+        header_done = False
+        blocks = _blocks(self.stream, self.block_bytes, on_bytes)
+        for data, ends, first_line in _whole_records(blocks, unended, record_ends):
             if not header_done:
                 data, ends, first_line = self._take_header(data, ends)
                 header_done = True
                 if len(ends) == 0:
                     continue
             yield self._block(data, ends, first_line)
-        if unended.size:
-            carry = unended.joined(b"")
-            ends = np.array([len(carry)], np.int64)
-            first_line = unended.line
-            if not header_done:
-                carry, ends, first_line = self._take_header(carry, ends)
-                header_done = True
-            if len(ends):
-                yield self._block(carry, ends, first_line)
         if not header_done:
             raise UnreadableInput(f"{self.name}: the CSV file is empty (no header line)")
 

@@ -22,6 +22,7 @@ import duckdb
 import pyarrow as pa
 
 from ingest.exceptions import MigrationError, WarehouseLocked, WarehouseTooNew
+from ingest.sql import literal
 
 _MEMORY = re.compile(r"^\d+(\.\d+)?\s*([KMGT]i?B|[KMGT]B?)$", re.IGNORECASE)
 
@@ -33,11 +34,6 @@ def checked_size(limit: str, setting: str) -> str:
     if not _MEMORY.match(text):
         raise ValueError(f"{setting}={limit!r} is not a size such as '3GB' or '512MiB'")
     return text
-
-
-def _quote(text: str) -> str:
-    """A SQL string literal (``SET`` takes no bound parameters)."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 Params = Mapping[str, Any] | Sequence[Any] | None
@@ -155,12 +151,12 @@ class Warehouse:
         text = checked_size(limit, setting)
         previous = self.scalar("SELECT current_setting('memory_limit')")
         order = self.scalar("SELECT current_setting('preserve_insertion_order')")
-        self.execute("SET memory_limit = " + _quote(text))
+        self.execute("SET memory_limit = " + literal(text))
         self.execute("SET preserve_insertion_order = false")
         try:
             yield
         finally:
-            self.execute("SET memory_limit = " + _quote(str(previous)))
+            self.execute("SET memory_limit = " + literal(str(previous)))
             self.execute(f"SET preserve_insertion_order = {'true' if order else 'false'}")
 
     @contextmanager
