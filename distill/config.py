@@ -26,6 +26,9 @@ class TrainConfig(BaseModel):
     warmup_fraction: float = Field(0.05, ge=0, lt=1, description="linear warm-up share of steps")
     max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping norm")
     max_length: int = Field(128, ge=4, description="tokens kept per example")
+    group_by_length: bool = Field(
+        False, description="batch examples of similar length together (less padding, faster)"
+    )
     max_examples: int | None = Field(None, ge=1, description="use at most this many examples")
     eval_fraction: float = Field(0.1, ge=0, lt=1, description="share held out for evaluation")
     checkpoint_every: int = Field(50, ge=1, description="steps between checkpoints")

@@ -27,6 +27,20 @@ class HiddenStateConfig(TrainConfig):
         "mse", description="loss between mean-pooled sentence embeddings (none: layer map only)"
     )
     embedding_weight: float = Field(1.0, ge=0, description="weight of the embedding loss")
+    crop_fraction: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="share of training texts replaced, at each step, by a random run of at least "
+        "a third of their words (the teacher embeds the crop): more inputs from the same text",
+    )
+    dropout: float | None = Field(
+        None,
+        ge=0,
+        lt=1,
+        description="set every dropout rate of the student to this while training (0 suits "
+        "matching a deterministic teacher); unset keeps the base model's",
+    )
 
     @model_validator(mode="after")
     def _something_to_learn(self) -> HiddenStateConfig:

@@ -3,12 +3,14 @@ and sentence-embedding regression (student mean-pooled embeddings on the teacher
 
 from __future__ import annotations
 
+import json
+import math
 import shutil
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from transformers import AutoModel
+from transformers import AutoConfig, AutoModel
 
 from distill.exceptions import DistillError
 from distill.hidden_state_config import HiddenStateConfig
@@ -24,6 +26,7 @@ from distill.trainer import JobContext
 
 _SENTENCE_FILES = ("modules.json", "sentence_bert_config.json", "config_sentence_transformers.json")
 _ENCODE_BATCH = 64
+_MIN_CROP_WORDS = 6
 
 
 class HiddenStateTrainer:
@@ -41,10 +44,27 @@ class HiddenStateTrainer:
         same_tokenizer(teacher_tok, self.tokenizer, "hidden-state")
         self.teacher = AutoModel.from_pretrained(str(ctx.teacher)).to(ctx.device).eval()
         self.teacher.requires_grad_(False)
+        config = (
+            student_config(ctx.student)
+            if ctx.student.is_file()
+            else AutoConfig.from_pretrained(str(ctx.student))
+        )
+        self._base_dropout = {
+            name: value
+            for name, value in config.to_dict().items()
+            if "dropout" in name and isinstance(value, float)
+        }
+        if cfg.dropout is not None:
+            for name in self._base_dropout:
+                setattr(config, name, cfg.dropout)
         if ctx.student.is_file():
-            self.student = AutoModel.from_config(student_config(ctx.student))
+            self.student = AutoModel.from_config(config)
         else:
-            self.student = AutoModel.from_pretrained(str(ctx.student))
+            self.student = AutoModel.from_pretrained(str(ctx.student), config=config)
+        if cfg.dropout is not None:
+            for module in self.student.modules():
+                if isinstance(module, nn.Dropout):
+                    module.p = cfg.dropout
         if cfg.student_layers is not None:
             keep_layers(self.student, cfg.student_layers)
         self.student.to(ctx.device)
@@ -61,6 +81,7 @@ class HiddenStateTrainer:
                     f"teacher 0..{t_depth}"
                 )
         self.texts = [e.prompt for e in ctx.train]
+        self._lengths: list[int] | None = None
         self.targets: Tensor | None = None
         if cfg.embedding_loss != "none":
             self.targets = self._cached_teacher_embeddings()
@@ -108,29 +129,51 @@ class HiddenStateTrainer:
     def trainable(self) -> dict[str, nn.Module]:
         return {"student": self.student, "projection": self.projection}
 
-    def train_size(self) -> int:
-        return len(self.texts)
+    def example_lengths(self) -> list[int]:
+        if self._lengths is None:
+            ids = self.tokenizer(self.texts, truncation=True, max_length=self.config.max_length)
+            self._lengths = [len(row) for row in ids["input_ids"]]
+        return self._lengths
+
+    def _crop(self, texts: list[str]) -> tuple[list[str], bool]:
+        """Replace ``crop_fraction`` of ``texts`` by a random run of at least a third of their
+        words (drawn from torch's RNG, which checkpoints keep, so a resumed run crops alike)."""
+        out, changed = [], False
+        for text in texts:
+            words = text.split()
+            if len(words) >= _MIN_CROP_WORDS and float(torch.rand(())) < self.config.crop_fraction:
+                keep = int(torch.randint(math.ceil(len(words) / 3), len(words) + 1, ()))
+                start = int(torch.randint(0, len(words) - keep + 1, ()))
+                text, changed = " ".join(words[start : start + keep]), True
+            out.append(text)
+        return out, changed
 
     def loss(self, indices: list[int]) -> tuple[Tensor, dict[str, float]]:
         cfg = self.config
-        batch = self._tokens([self.texts[i] for i in indices])
+        texts, cropped = self._crop([self.texts[i] for i in indices])
+        batch = self._tokens(texts)
         out = self.student(**batch, output_hidden_states=bool(cfg.layer_map))
         mask = batch["attention_mask"]
+        teacher = None
+        if cfg.layer_map or cropped:  # cropped texts have no cached target
+            with torch.no_grad():
+                teacher = self.teacher(**batch, output_hidden_states=bool(cfg.layer_map))
         total = torch.zeros((), device=self.ctx.device)
         metrics: dict[str, float] = {}
         if self.targets is not None:
             pooled = self.projection(mean_pool(out.last_hidden_state, mask))
-            target = self.targets[indices].to(self.ctx.device)
+            if cropped and teacher is not None:
+                target = mean_pool(teacher.last_hidden_state, mask).float()
+            else:
+                target = self.targets[indices].to(self.ctx.device)
             fn = hidden_cosine if cfg.embedding_loss == "cosine" else hidden_mse
             part = fn(pooled, target)
             total = total + cfg.embedding_weight * part
             metrics["embedding_loss"] = float(part.detach())
-        if cfg.layer_map:
-            with torch.no_grad():
-                teacher_states = self.teacher(**batch, output_hidden_states=True).hidden_states
+        if cfg.layer_map and teacher is not None:
             fn = hidden_cosine if cfg.hidden_loss == "cosine" else hidden_mse
             parts = [
-                fn(self.projection(out.hidden_states[s]), teacher_states[t], mask)
+                fn(self.projection(out.hidden_states[s]), teacher.hidden_states[t], mask)
                 for s, t in cfg.layer_map.items()
             ]
             part = torch.stack(parts).mean()
@@ -153,6 +196,8 @@ class HiddenStateTrainer:
         }
 
     def save_student(self, directory: Path) -> None:
+        for name, value in self._base_dropout.items():  # the training override is not kept
+            setattr(self.student.config, name, value)
         self.student.save_pretrained(str(directory))
         self.tokenizer.save_pretrained(str(directory))
         if not isinstance(self.projection, nn.Identity):
@@ -164,3 +209,9 @@ class HiddenStateTrainer:
                 shutil.copy2(base / name, directory / name)
         if (base / "1_Pooling").is_dir():
             shutil.copytree(base / "1_Pooling", directory / "1_Pooling", dirs_exist_ok=True)
+        settings = directory / "sentence_bert_config.json"
+        if settings.is_file():  # the student encodes no more tokens than it was trained on
+            values = json.loads(settings.read_text(encoding="utf-8"))
+            trained = self.config.max_length
+            values["max_seq_length"] = min(int(values.get("max_seq_length") or trained), trained)
+            settings.write_text(json.dumps(values, indent=2) + "\n", encoding="utf-8")

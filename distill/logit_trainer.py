@@ -122,8 +122,8 @@ class LogitTrainer:
     def trainable(self) -> dict[str, nn.Module]:
         return {"student": self.student}
 
-    def train_size(self) -> int:
-        return len(self.ids)
+    def example_lengths(self) -> list[int]:
+        return [len(row) for row in self.ids]
 
     def loss(self, indices: list[int]) -> tuple[Tensor, dict[str, float]]:
         cfg = self.config

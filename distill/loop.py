@@ -35,8 +35,8 @@ class Method(Protocol):
         """The modules whose weights are trained and checkpointed, by name."""
         ...
 
-    def train_size(self) -> int:
-        """How many training examples there are."""
+    def example_lengths(self) -> list[int]:
+        """The token length of each training example (their count is the training set's size)."""
         ...
 
     def loss(self, indices: list[int]) -> tuple[Tensor, dict[str, float]]:
@@ -62,13 +62,30 @@ def total_steps(config: TrainConfig, examples: int) -> tuple[int, int]:
     return per_epoch, min(total, config.max_steps) if config.max_steps else total
 
 
-def batch_indices(config: TrainConfig, examples: int, step: int, per_epoch: int) -> list[int]:
-    """The example indices of ``step``: a permutation seeded by the seed and the epoch."""
+_LENGTH_GROUP = 50
+"""With ``group_by_length``, examples are sorted by length within runs of this many batches."""
+
+
+def batch_indices(config: TrainConfig, lengths: list[int], step: int, per_epoch: int) -> list[int]:
+    """The example indices of ``step``: a permutation seeded by the seed and the epoch.
+
+    With ``group_by_length`` the permutation is cut into runs of 50 batches, each run sorted by
+    example length (longest first) and cut into batches, and the batches are shuffled: batches
+    of similar lengths pad little, and every example is still seen once per epoch.
+    """
     epoch, position = divmod(step, per_epoch)
     generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
-    order = torch.randperm(examples, generator=generator)
-    start = position * config.batch_size
-    return order[start : start + config.batch_size].tolist()
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    size = config.batch_size
+    if not config.group_by_length:
+        return order[position * size : (position + 1) * size]
+    run = size * _LENGTH_GROUP
+    batches = []
+    for start in range(0, len(order), run):
+        grouped = sorted(order[start : start + run], key=lambda i: -lengths[i])
+        batches += [grouped[k : k + size] for k in range(0, len(grouped), size)]
+    shuffled = torch.randperm(len(batches), generator=generator).tolist()
+    return batches[shuffled[position]]
 
 
 def _checkpoints(folder: Path) -> list[Path]:
@@ -113,7 +130,8 @@ def train(
     modules = method.trainable()
     params = [p for m in modules.values() for p in m.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-    per_epoch, total = total_steps(config, method.train_size())
+    lengths = method.example_lengths()
+    per_epoch, total = total_steps(config, len(lengths))
     warmup = int(total * config.warmup_fraction)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimiser,
@@ -170,7 +188,7 @@ def train(
         task = bar.add_task("distil", total=total, completed=step)
         try:
             while step < total:
-                indices = batch_indices(config, method.train_size(), step, per_epoch)
+                indices = batch_indices(config, lengths, step, per_epoch)
                 with autocast(device or torch.device("cpu")):
                     loss, extra = method.loss(indices)
                 loss.backward()

@@ -147,16 +147,12 @@ def _set_layer_list(model: nn.Module, layers: nn.ModuleList) -> None:
 
 def file_sha256(directory: Path) -> dict[str, str]:
     """sha256 of each weight and config file in a model folder (the teacher's revision)."""
-    import hashlib
+    from ingest.formats import sha256_file
 
-    out = {}
     if directory.is_file():
-        return {directory.name: hashlib.sha256(directory.read_bytes()).hexdigest()}
-    for path in sorted(directory.iterdir()):
-        if path.is_file() and path.suffix in {".safetensors", ".bin", ".json", ".model", ".txt"}:
-            digest = hashlib.sha256()
-            with path.open("rb") as handle:
-                for chunk in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(chunk)
-            out[path.name] = digest.hexdigest()
-    return out
+        return {directory.name: sha256_file(directory)}
+    return {
+        path.name: sha256_file(path)
+        for path in sorted(directory.iterdir())
+        if path.is_file() and path.suffix in {".safetensors", ".bin", ".json", ".model", ".txt"}
+    }

@@ -161,8 +161,8 @@ class OutputTrainer:
     def trainable(self) -> dict[str, nn.Module]:
         return {"student": self.student}
 
-    def train_size(self) -> int:
-        return len(self.rows)
+    def example_lengths(self) -> list[int]:
+        return [len(ids) for ids, _ in self.rows]
 
     def loss(self, indices: list[int]) -> tuple[Tensor, dict[str, float]]:
         ids, mask, labels = self._batch([self.rows[i] for i in indices])

@@ -138,6 +138,9 @@ def test_every_real_prompt_set_the_embedder_job_uses_is_readable(shared_prompts:
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    from distill.hidden_state_config import HiddenStateConfig
+
+    assert HiddenStateConfig.model_validate(bench.HYPERPARAMETERS).layer_map == {2: 6}
     for name, licence in bench.DATA.items():
         examples = load_entry(DataEntry(path=str(shared_prompts / name), license=licence))
         assert len(examples) >= 50, name

@@ -219,7 +219,7 @@ def test_every_method_is_documented_importable_and_tested_end_to_end(name: str) 
     assert undocumented == []
     module, _, cls = entry.trainer.partition(":")
     trainer = getattr(importlib.import_module(module), cls)
-    for hook in ("prepare", "trainable", "train_size", "loss", "evaluate", "save_student"):
+    for hook in ("prepare", "trainable", "example_lengths", "loss", "evaluate", "save_student"):
         assert callable(getattr(trainer, hook, None)), f"{cls}.{hook}"
     here = Path(__file__).read_text() + (Path(__file__).parent / "test_run.py").read_text()
     assert f'method="{name}"' in here or name == "hidden_state"  # tiny.job's default method

@@ -182,22 +182,80 @@ def test_sentence_embedding_student_from_teacher_layers_loads_in_sentence_transf
         "epochs": 3,
         "learning_rate": 5e-3,
         "eval_fraction": 0.0,
+        "max_length": 24,
+        "dropout": 0.0,
+        "group_by_length": True,
+        "layer_map": {2: 4},
+        "hidden_loss": "cosine",
     }
     record = run_job(tiny.job(folder, hyperparameters=hp), device="cpu").provenance
     assert record["metrics"]["eval_cosine_mean"] > 0.5
+    assert record["hyperparameters"]["dropout"] == 0.0
 
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(folder / "out"), device="cpu")
     assert model.encode(["a prompt"]).shape == (1, 32)
     assert model[0].auto_model.config.num_hidden_layers == 2
+    # trained on 24 tokens, so it encodes no more (the bundled settings say 256)
+    assert model.max_seq_length == 24
+    # dropout was off for training only: the saved config keeps the base model's
+    assert model[0].auto_model.config.hidden_dropout_prob == 0.1
+    metrics = (folder / "out/run/metrics.jsonl").read_text().splitlines()
+    assert all("hidden_loss" in json.loads(line) for line in metrics)
+
+
+def test_dropout_override_reaches_every_dropout_of_the_student(workdir: Workdir) -> None:
+    import torch
+
+    from distill.data import load_examples
+    from distill.hidden_state_trainer import HiddenStateTrainer
+    from distill.job import prepare
+    from distill.trainer import JobContext
+
+    folder = workdir("bert-teacher", "bert-student")
+    job = prepare(tiny.job(folder, hyperparameters={"dropout": 0.0}))
+    examples = load_examples(job.spec.data)
+    ctx = JobContext(job.spec, examples, [], torch.device("cpu"), folder / "run")
+    trainer = HiddenStateTrainer(ctx, job.config)  # type: ignore[arg-type]
+    trainer.prepare()
+    rates = {m.p for m in trainer.student.modules() if isinstance(m, torch.nn.Dropout)}
+    assert rates == {0.0}
+    assert trainer.student.config.attention_probs_dropout_prob == 0.0
+
+
+def test_crops_are_runs_of_at_least_a_third_of_the_words() -> None:
+    from types import SimpleNamespace
+
+    import torch
+
+    from distill.hidden_state_config import HiddenStateConfig
+    from distill.hidden_state_trainer import HiddenStateTrainer
+
+    torch.manual_seed(0)
+    text = " ".join(f"w{i}" for i in range(30))
+    owner = SimpleNamespace(config=HiddenStateConfig(crop_fraction=1.0))
+    crops, changed = HiddenStateTrainer._crop(owner, [text] * 50 + ["too short"])  # type: ignore[arg-type]
+    assert changed and crops[-1] == "too short"
+    for crop in crops[:-1]:
+        assert crop in text and len(crop.split()) >= 10
+    assert len(set(crops)) > 10
+    none = SimpleNamespace(config=HiddenStateConfig(crop_fraction=0.0))
+    assert HiddenStateTrainer._crop(none, [text]) == ([text], False)  # type: ignore[arg-type]
 
 
 def test_stop_and_resume_finishes_like_an_uninterrupted_run(
     workdir: Workdir, tmp_path: Path
 ) -> None:
     folder = workdir("bert-teacher", "bert-student")
-    hp = {"batch_size": 4, "epochs": 2, "checkpoint_every": 2, "eval_fraction": 0.0}
+    # crops draw from torch's RNG: the checkpoint's RNG state makes the resumed run crop alike
+    hp = {
+        "batch_size": 4,
+        "epochs": 2,
+        "checkpoint_every": 2,
+        "eval_fraction": 0.0,
+        "crop_fraction": 0.5,
+    }
     job = tiny.job(folder, hyperparameters=hp)
     done = _cli("distill", "run", str(job), "--device", "cpu", "--stop-after", "5")
     assert json.loads(done.stdout.strip().splitlines()[-1])["code"] == 130, done.stderr
