@@ -4,7 +4,9 @@ Readable files: JSON Lines, a JSON list, CSV and plain text (one prompt per line
 prompt is its first present field among ``prompt``, ``question``, ``instruction``, ``text``,
 ``input``, ``turns`` (the first turn), SVAMP's ``Body`` + ``Question``, or the first Human
 turn of an hh-rlhf ``chosen`` dialogue. A reference answer is
-``answer`` / ``Answer`` / ``reference``; an earlier generation is ``response``.
+``answer`` / ``Answer`` / ``reference``; an earlier generation is ``response``. The record's other
+text (later dialogue turns, reference solutions, code, at least three words each) is kept as the
+example's ``context``: an encoder can learn from it, but it is never a prompt of its own.
 
 The train / eval split is by a hash of the prompt text, so the same prompt always lands on the
 same side whatever the file order (benchmarks recompute the held-out set from the job's data).
@@ -16,6 +18,7 @@ import codecs
 import csv
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +29,8 @@ from distill.spec import DataEntry
 
 _PROMPT_KEYS = ("prompt", "question", "instruction", "text", "input")
 _ANSWER_KEYS = ("answer", "Answer", "reference")
+_TURN = re.compile(r"\n\n(?:Human|Assistant):")
+_MIN_CONTEXT_WORDS = 3
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,7 @@ class Example:
     reference: str | None = None
     response: str | None = None
     source: str = ""
+    context: tuple[str, ...] = ()
 
 
 def _prompt_of(record: dict[str, Any]) -> str | None:
@@ -57,6 +63,24 @@ def _prompt_of(record: dict[str, Any]) -> str | None:
     return None
 
 
+def _texts_in(value: Any) -> Iterator[str]:
+    """Every string of at least three words in ``value``, dialogues split into their turns."""
+    if isinstance(value, str):
+        for part in _TURN.split(value) if "\n\nHuman:" in value else [value]:
+            if len(part.split()) >= _MIN_CONTEXT_WORDS:
+                yield part.strip()
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _texts_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _texts_in(item)
+
+
+def _context(record: dict[str, Any], prompt: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(t for t in _texts_in(record) if t != prompt))
+
+
 def _example(record: dict[str, Any], source: str) -> Example | None:
     prompt = _prompt_of(record)
     if prompt is None:
@@ -68,6 +92,7 @@ def _example(record: dict[str, Any], source: str) -> Example | None:
         reference=None if answer is None else str(answer),
         response=response if isinstance(response, str) and response else None,
         source=source,
+        context=_context(record, prompt),
     )
 
 
@@ -163,7 +188,7 @@ def load_examples(entries: list[DataEntry], max_chars: int | None = None) -> lis
 
 
 def _replace(example: Example, prompt: str) -> Example:
-    return Example(prompt, example.reference, example.response, example.source)
+    return Example(prompt, example.reference, example.response, example.source, example.context)
 
 
 def is_held_out(prompt: str, eval_fraction: float) -> bool:

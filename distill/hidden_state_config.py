@@ -34,6 +34,18 @@ class HiddenStateConfig(TrainConfig):
         description="share of training texts replaced, at each step, by a random run of at least "
         "a third of their words (the teacher embeds the crop): more inputs from the same text",
     )
+    train_texts: Literal["prompts", "records"] = Field(
+        "prompts",
+        description="what the student learns from: each training prompt, or every text of its "
+        "record (later dialogue turns, reference solutions, code): more distinct inputs from the "
+        "same licensed data; held-out records stay out and evaluation stays on prompts",
+    )
+    freeze_embeddings: bool = Field(
+        False,
+        description="keep the student's embedding layer (word, position and token-type "
+        "embeddings and their norm) at the base model's weights, so tokens the training text "
+        "rarely shows keep embeddings the layers still read correctly",
+    )
     dropout: float | None = Field(
         None,
         ge=0,

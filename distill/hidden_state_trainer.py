@@ -3,6 +3,7 @@ and sentence-embedding regression (student mean-pooled embeddings on the teacher
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shutil
@@ -67,6 +68,11 @@ class HiddenStateTrainer:
                     module.p = cfg.dropout
         if cfg.student_layers is not None:
             keep_layers(self.student, cfg.student_layers)
+        if cfg.freeze_embeddings:
+            embeddings = getattr(self.student, "embeddings", None)
+            if not isinstance(embeddings, nn.Module):
+                embeddings = self.student.get_input_embeddings()
+            embeddings.requires_grad_(False)
         self.student.to(ctx.device)
         t_width, s_width = self.teacher.config.hidden_size, self.student.config.hidden_size
         self.projection: nn.Module = (
@@ -80,11 +86,21 @@ class HiddenStateTrainer:
                     f"layer_map {s}: {t}: the student has hidden states 0..{s_depth} and the "
                     f"teacher 0..{t_depth}"
                 )
-        self.texts = [e.prompt for e in ctx.train]
+        self.texts = self._training_texts()
         self._lengths: list[int] | None = None
         self.targets: Tensor | None = None
-        if cfg.embedding_loss != "none":
+        if cfg.embedding_loss != "none" and not cfg.layer_map:
+            # with a layer map the teacher runs on every batch anyway and pools its own target
             self.targets = self._cached_teacher_embeddings()
+
+    def _training_texts(self) -> list[str]:
+        """The prompts of the training records, or with ``train_texts: records`` every text of
+        them (each once, none equal to a held-out prompt)."""
+        if self.config.train_texts == "prompts":
+            return [e.prompt for e in self.ctx.train]
+        held = {e.prompt for e in self.ctx.eval}
+        texts = (t for e in self.ctx.train for t in (e.prompt, *e.context))
+        return [t for t in dict.fromkeys(texts) if t not in held]
 
     def _tokens(self, texts: list[str]) -> dict[str, Tensor]:
         batch = self.tokenizer(
@@ -110,12 +126,11 @@ class HiddenStateTrainer:
         return out
 
     def _cached_teacher_embeddings(self) -> Tensor:
-        from distill.data import data_sha256, teacher_cache_key
+        from distill.data import teacher_cache_key
 
+        texts = hashlib.sha256(json.dumps(self.texts).encode("utf-8")).hexdigest()
         key = teacher_cache_key(
-            self.ctx.spec.teacher,
-            data=data_sha256(self.ctx.train),
-            max_length=self.config.max_length,
+            self.ctx.spec.teacher, texts=texts, max_length=self.config.max_length
         )
         path = self.ctx.run_dir / "cache" / f"teacher-embeddings-{key}.pt"
         if path.exists():
@@ -160,11 +175,12 @@ class HiddenStateTrainer:
                 teacher = self.teacher(**batch, output_hidden_states=bool(cfg.layer_map))
         total = torch.zeros((), device=self.ctx.device)
         metrics: dict[str, float] = {}
-        if self.targets is not None:
+        if cfg.embedding_loss != "none":
             pooled = self.projection(mean_pool(out.last_hidden_state, mask))
-            if cropped and teacher is not None:
+            if teacher is not None:
                 target = mean_pool(teacher.last_hidden_state, mask).float()
             else:
+                assert self.targets is not None
                 target = self.targets[indices].to(self.ctx.device)
             fn = hidden_cosine if cfg.embedding_loss == "cosine" else hidden_mse
             part = fn(pooled, target)

@@ -75,6 +75,31 @@ def test_reads_each_shape_of_prompt_file(tmp_path: Path) -> None:
     assert examples[5].reference == "2.0"
 
 
+def test_the_rest_of_a_record_is_its_context(tmp_path: Path) -> None:
+    dialogue = (
+        "\n\nHuman: how do I boil an egg?\n\nAssistant: Put it in boiling water for nine"
+        " minutes.\n\nHuman: and then what?\n\nAssistant: ok"
+    )
+    records = [
+        {"question": "Ann has 3 apples. How many?", "answer": "She has 3 apples.\n#### 3"},
+        {"chosen": dialogue, "rejected": dialogue.replace("nine", "two")},
+        {"turns": ["write a poem", "now make it rhyme please"], "category": "writing"},
+        {"instruction": "greet me", "instances": [{"input": "", "output": "hello there friend"}]},
+    ]
+    (tmp_path / "a.jsonl").write_text("\n".join(json.dumps(r) for r in records))
+    examples = load_examples([DataEntry(path=str(tmp_path / "a.jsonl"), license="mit")])
+    assert [e.context for e in examples] == [
+        ("She has 3 apples.\n#### 3",),
+        (  # later turns, each once, without the role labels; two-word turns are too short
+            "Put it in boiling water for nine minutes.",
+            "and then what?",
+            "Put it in boiling water for two minutes.",
+        ),
+        ("now make it rhyme please",),
+        ("hello there friend",),
+    ]
+
+
 def test_bad_files_are_errors_with_the_line(tmp_path: Path) -> None:
     (tmp_path / "bad.jsonl").write_text('{"prompt": "ok"}\n{not json\n')
     with pytest.raises(DataError, match=r"bad.jsonl:2: not valid JSON"):

@@ -296,6 +296,16 @@ CASES = [
         data=[{"path": "data/nc.jsonl", "license": "cc-by-nc-4.0"}],
     ),
     Case(
+        "cc0-data-commercial-allowed-owes-nothing",
+        "deepseek-r1",
+        "scratch",
+        "commercial",
+        "allow",
+        data=[{"path": "data/cc0.csv", "license": "cc0-1.0"}],
+        cites={("CC0-1.0", "1, 2", "permits")},
+        owes_nothing_from="CC0-1.0",
+    ),
+    Case(
         "cc-by-sa-data-share-alike",
         "deepseek-r1",
         "scratch",

@@ -224,6 +224,55 @@ def test_dropout_override_reaches_every_dropout_of_the_student(workdir: Workdir)
     assert trainer.student.config.attention_probs_dropout_prob == 0.0
 
 
+def test_records_mode_learns_from_whole_training_records_and_frozen_embeddings_stay(
+    workdir: Workdir,
+) -> None:
+    import torch
+    from transformers import AutoModel
+
+    from distill.data import is_held_out, load_examples, split
+    from distill.hidden_state_trainer import HiddenStateTrainer
+    from distill.job import prepare
+    from distill.trainer import JobContext
+
+    folder = workdir("bert-teacher", "bert-student")
+    records = [
+        {"question": f"question {i} about tea", "answer": f"the answer to {i} is {i * 7} cups"}
+        for i in range(40)
+    ]
+    (folder / "prompts.jsonl").write_text("\n".join(json.dumps(r) for r in records))
+    hp = {
+        "train_texts": "records",
+        "freeze_embeddings": True,
+        "eval_fraction": 0.25,
+        "epochs": 2,
+        "batch_size": 8,
+        "learning_rate": 5e-3,
+    }
+    job = prepare(tiny.job(folder, hyperparameters=hp))
+    train, held = split(load_examples(job.spec.data), 0.25)
+    assert train and held
+    ctx = JobContext(job.spec, train, held, torch.device("cpu"), folder / "run")
+    trainer = HiddenStateTrainer(ctx, job.config)  # type: ignore[arg-type]
+    trainer.prepare()
+    answers = {f"question {i} about tea": f"the answer to {i} is {i * 7} cups" for i in range(40)}
+    expected = [t for e in train for t in (e.prompt, answers[e.prompt])]
+    assert trainer.texts == expected  # no text of a held-out record
+    assert trainer.student.embeddings.word_embeddings.weight.requires_grad is False
+
+    record = run_job(tiny.job(folder, hyperparameters=hp), device="cpu").provenance
+    assert record["metrics"]["eval_examples"] == len(held)
+    assert all(is_held_out(e.prompt, 0.25) for e in held)
+    base = AutoModel.from_pretrained(str(folder / "student"))
+    trained = AutoModel.from_pretrained(str(folder / "out"))
+    for name, value in base.embeddings.state_dict().items():
+        assert torch.equal(trained.embeddings.state_dict()[name], value), name
+    assert not torch.equal(
+        trained.encoder.layer[0].attention.self.query.weight,
+        base.encoder.layer[0].attention.self.query.weight,
+    )
+
+
 def test_crops_are_runs_of_at_least_a_third_of_the_words() -> None:
     from types import SimpleNamespace
 
