@@ -17,8 +17,10 @@ from distill.exceptions import DistillError
 from distill.hidden_state_config import HiddenStateConfig
 from distill.losses import hidden_cosine, hidden_mse, mean_pool
 from distill.models import (
+    feed_forward_importance,
     keep_layers,
     load_tokenizer,
+    prune_feed_forward,
     same_tokenizer,
     student_config,
     tokenizer_dir,
@@ -28,6 +30,7 @@ from distill.trainer import JobContext
 _SENTENCE_FILES = ("modules.json", "sentence_bert_config.json", "config_sentence_transformers.json")
 _ENCODE_BATCH = 64
 _MIN_CROP_WORDS = 6
+_PRUNE_TEXTS = 1024
 
 
 class HiddenStateTrainer:
@@ -68,12 +71,15 @@ class HiddenStateTrainer:
                     module.p = cfg.dropout
         if cfg.student_layers is not None:
             keep_layers(self.student, cfg.student_layers)
+        self.student.to(ctx.device)
+        self.texts = self._training_texts()
+        if cfg.ffn_size is not None:
+            self._prune(cfg.ffn_size)
         if cfg.freeze_embeddings:
             embeddings = getattr(self.student, "embeddings", None)
             if not isinstance(embeddings, nn.Module):
                 embeddings = self.student.get_input_embeddings()
             embeddings.requires_grad_(False)
-        self.student.to(ctx.device)
         t_width, s_width = self.teacher.config.hidden_size, self.student.config.hidden_size
         self.projection: nn.Module = (
             nn.Linear(s_width, t_width).to(ctx.device) if s_width != t_width else nn.Identity()
@@ -86,12 +92,20 @@ class HiddenStateTrainer:
                     f"layer_map {s}: {t}: the student has hidden states 0..{s_depth} and the "
                     f"teacher 0..{t_depth}"
                 )
-        self.texts = self._training_texts()
         self._lengths: list[int] | None = None
         self.targets: Tensor | None = None
         if cfg.embedding_loss != "none" and not cfg.layer_map:
             # with a layer map the teacher runs on every batch anyway and pools its own target
             self.targets = self._cached_teacher_embeddings()
+
+    def _prune(self, size: int) -> None:
+        """Prune the student's feed-forward blocks by their importance on training texts."""
+        texts = sorted(self.texts[:_PRUNE_TEXTS], key=len)
+        chunks = range(0, len(texts), _ENCODE_BATCH)
+        batches = (self._tokens(texts[i : i + _ENCODE_BATCH]) for i in chunks)
+        self.student.eval()
+        prune_feed_forward(self.student, size, feed_forward_importance(self.student, batches))
+        self.student.train()
 
     def _training_texts(self) -> list[str]:
         """The prompts of the training records, or with ``train_texts: records`` every text of

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
@@ -116,6 +117,77 @@ def keep_layers(model: nn.Module, layers: list[int]) -> None:
     kept = nn.ModuleList([stack[i] for i in layers])
     _set_layer_list(model, kept)
     model.config.num_hidden_layers = len(layers)  # type: ignore[union-attr]
+
+
+def _feed_forward(layer: nn.Module) -> tuple[nn.Module, nn.Linear, nn.Linear]:
+    """A BERT-style layer's ``intermediate`` block, its input and its output projections."""
+    block = getattr(layer, "intermediate", None)
+    up = getattr(block, "dense", None)
+    down = getattr(getattr(layer, "output", None), "dense", None)
+    if (
+        block is None
+        or not isinstance(up, nn.Linear)
+        or not isinstance(down, nn.Linear)
+        or up.out_features != down.in_features
+    ):
+        raise DistillError(
+            f"ffn_size: pruning needs BERT-style layers (intermediate.dense, output.dense); "
+            f"{type(layer).__name__} has none"
+        )
+    return block, up, down
+
+
+@torch.inference_mode()
+def feed_forward_importance(model: nn.Module, batches: Iterable[dict[str, Tensor]]) -> list[Tensor]:
+    """Per layer, each feed-forward unit's mean absolute activation over real tokens times the
+    norm of its output weights: what removing the unit would take from the layer's output."""
+    stack = _layer_list(model)
+    sums = [torch.zeros(_feed_forward(layer)[1].out_features) for layer in stack]
+    mask: list[Tensor] = []
+
+    def hook(index: int) -> Callable[[nn.Module, Any, Tensor], None]:
+        def add(_module: nn.Module, _inputs: Any, output: Tensor) -> None:
+            sums[index] += (output.abs() * mask[0].unsqueeze(-1)).sum((0, 1)).float().cpu()
+
+        return add
+
+    handles = [
+        _feed_forward(layer)[0].register_forward_hook(hook(i)) for i, layer in enumerate(stack)
+    ]
+    tokens = 0
+    try:
+        for batch in batches:
+            mask[:] = [batch["attention_mask"].to(torch.float32)]
+            tokens += int(batch["attention_mask"].sum())
+            model(**batch)
+    finally:
+        for handle in handles:
+            handle.remove()
+    downs = [_feed_forward(layer)[2].weight.detach().float().cpu() for layer in stack]
+    return [s / max(tokens, 1) * down.norm(dim=0) for s, down in zip(sums, downs, strict=True)]
+
+
+def prune_feed_forward(model: nn.Module, size: int, importance: list[Tensor]) -> None:
+    """Keep the ``size`` most important feed-forward units of every layer (BERT-style)."""
+    for layer, scores in zip(_layer_list(model), importance, strict=True):
+        _, up, down = _feed_forward(layer)
+        if size >= up.out_features:
+            raise DistillError(
+                f"ffn_size {size}: the layers have {up.out_features} feed-forward units; "
+                "pruning needs fewer"
+            )
+        keep = torch.topk(scores, size).indices.sort().values
+        device, dtype = up.weight.device, up.weight.dtype
+        new_up = nn.Linear(up.in_features, size, device=device, dtype=dtype)
+        new_down = nn.Linear(size, down.out_features, device=device, dtype=dtype)
+        with torch.no_grad():
+            new_up.weight.copy_(up.weight[keep])
+            new_up.bias.copy_(up.bias[keep])
+            new_down.weight.copy_(down.weight[:, keep])
+            new_down.bias.copy_(down.bias)
+        layer.intermediate.dense = new_up  # type: ignore[union-attr]
+        layer.output.dense = new_down  # type: ignore[union-attr]
+    model.config.intermediate_size = size  # type: ignore[union-attr]
 
 
 _STACKS = ("encoder.layer", "model.layers", "transformer.h", "layers", "h")

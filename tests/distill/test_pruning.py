@@ -1,0 +1,79 @@
+"""Feed-forward pruning of a student: importance on real tokens, the kept units, the saved model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModel
+
+from distill.exceptions import DistillError
+from distill.job import run_job
+from distill.models import feed_forward_importance, prune_feed_forward
+from tests.distill import tiny
+
+Workdir = Callable[..., Path]
+
+
+def _batches(tokenizer: object, texts: list[str]) -> list[dict[str, torch.Tensor]]:
+    batch = tokenizer(texts, padding=True, return_tensors="pt")  # type: ignore[operator]
+    return [dict(batch)]
+
+
+def test_units_that_add_nothing_are_the_ones_pruned(tiny_models: Path) -> None:
+    model = AutoModel.from_pretrained(str(tiny_models / "bert-teacher")).eval()
+    tokenizer = tiny.minilm_tokenizer()
+    units = model.config.intermediate_size  # 64
+    dead = torch.arange(0, units, 4)  # every fourth unit writes nothing to the layer output
+    with torch.no_grad():
+        for layer in model.encoder.layer:
+            layer.output.dense.weight[:, dead] = 0.0
+    batches = _batches(tokenizer, ["tell me about cats", "a longer prompt about prime numbers"])
+    before = model(**batches[0]).last_hidden_state
+
+    importance = feed_forward_importance(model, batches)
+    assert len(importance) == model.config.num_hidden_layers
+    assert all(float(scores[dead].max()) == 0.0 for scores in importance)
+    assert all(bool((scores.abs().sum() > 0)) for scores in importance)
+    prune_feed_forward(model, units - len(dead), importance)
+
+    assert model.config.intermediate_size == units - len(dead)
+    assert model.encoder.layer[0].intermediate.dense.weight.shape == (units - len(dead), 32)
+    assert model.encoder.layer[0].output.dense.weight.shape == (32, units - len(dead))
+    after = model(**batches[0]).last_hidden_state
+    torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-5)
+
+
+def test_pruning_to_as_many_units_or_more_is_an_error(tiny_models: Path) -> None:
+    model = AutoModel.from_pretrained(str(tiny_models / "bert-teacher"))
+    scores = [torch.ones(64) for _ in model.encoder.layer]
+    with pytest.raises(DistillError, match="ffn_size 64: the layers have 64 feed-forward units"):
+        prune_feed_forward(model, 64, scores)
+
+
+def test_llama_layers_are_refused_with_the_layer_type(tiny_models: Path) -> None:
+    model = AutoModel.from_pretrained(str(tiny_models / "llama-teacher"))
+    with pytest.raises(DistillError, match="BERT-style layers .* LlamaDecoderLayer has none"):
+        feed_forward_importance(model, [])
+
+
+def test_a_pruned_student_trains_saves_and_reloads_at_its_size(workdir: Workdir) -> None:
+    folder = workdir("bert-teacher", "bert-teacher")
+    hp = {
+        "student_layers": [0, 3],
+        "ffn_size": 40,
+        "embedding_loss": "cosine",
+        "batch_size": 8,
+        "epochs": 2,
+        "learning_rate": 5e-3,
+        "eval_fraction": 0.0,
+    }
+    record = run_job(tiny.job(folder, hyperparameters=hp), device="cpu").provenance
+    assert record["hyperparameters"]["ffn_size"] == 40
+    student = AutoModel.from_pretrained(str(folder / "out"))
+    assert student.config.intermediate_size == 40
+    assert student.config.num_hidden_layers == 2
+    assert student.encoder.layer[1].intermediate.dense.out_features == 40
+    assert record["metrics"]["eval_cosine_mean"] > 0.5
