@@ -36,7 +36,7 @@ def test_units_that_add_nothing_are_the_ones_pruned(tiny_models: Path) -> None:
     importance = feed_forward_importance(model, batches)
     assert len(importance) == model.config.num_hidden_layers
     assert all(float(scores[dead].max()) == 0.0 for scores in importance)
-    assert all(bool((scores.abs().sum() > 0)) for scores in importance)
+    assert all(bool(scores.abs().sum() > 0) for scores in importance)
     prune_feed_forward(model, units - len(dead), importance)
 
     assert model.config.intermediate_size == units - len(dead)
@@ -55,7 +55,7 @@ def test_pruning_to_as_many_units_or_more_is_an_error(tiny_models: Path) -> None
 
 def test_llama_layers_are_refused_with_the_layer_type(tiny_models: Path) -> None:
     model = AutoModel.from_pretrained(str(tiny_models / "llama-teacher"))
-    with pytest.raises(DistillError, match="BERT-style layers .* LlamaDecoderLayer has none"):
+    with pytest.raises(DistillError, match=r"BERT-style layers .* LlamaDecoderLayer has none"):
         feed_forward_importance(model, [])
 
 
