@@ -212,7 +212,8 @@ def data_sha256(examples: list[Example]) -> str:
     """A hash of the examples' content, to tie caches and provenance to the data."""
     digest = hashlib.sha256()
     for e in examples:
-        digest.update(json.dumps([e.prompt, e.reference, e.response]).encode("utf-8"))
+        record = [e.prompt, e.reference, e.response, list(e.context)]
+        digest.update(json.dumps(record).encode("utf-8"))
     return digest.hexdigest()
 
 

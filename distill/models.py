@@ -178,13 +178,19 @@ def prune_feed_forward(model: nn.Module, size: int, importance: list[Tensor]) ->
             )
         keep = torch.topk(scores, size).indices.sort().values
         device, dtype = up.weight.device, up.weight.dtype
-        new_up = nn.Linear(up.in_features, size, device=device, dtype=dtype)
-        new_down = nn.Linear(size, down.out_features, device=device, dtype=dtype)
+        new_up = nn.Linear(
+            up.in_features, size, bias=up.bias is not None, device=device, dtype=dtype
+        )
+        new_down = nn.Linear(
+            size, down.out_features, bias=down.bias is not None, device=device, dtype=dtype
+        )
         with torch.no_grad():
             new_up.weight.copy_(up.weight[keep])
-            new_up.bias.copy_(up.bias[keep])
             new_down.weight.copy_(down.weight[:, keep])
-            new_down.bias.copy_(down.bias)
+            if up.bias is not None:
+                new_up.bias.copy_(up.bias[keep])
+            if down.bias is not None:
+                new_down.bias.copy_(down.bias)
         layer.intermediate.dense = new_up  # type: ignore[union-attr]
         layer.output.dense = new_down  # type: ignore[union-attr]
     model.config.intermediate_size = size  # type: ignore[union-attr]
