@@ -218,6 +218,7 @@ class HiddenStateTrainer:
         student = self._embed(self.student, texts, project=True)
         cosine = torch.nn.functional.cosine_similarity(student, teacher, dim=-1)
         return {
+            "train_texts": float(len(self.texts)),
             "eval_examples": float(len(texts)),
             "eval_on_held_out": float(bool(self.ctx.eval)),
             "eval_cosine_mean": float(cosine.mean()),

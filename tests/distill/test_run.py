@@ -262,6 +262,7 @@ def test_records_mode_learns_from_whole_training_records_and_frozen_embeddings_s
 
     record = run_job(tiny.job(folder, hyperparameters=hp), device="cpu").provenance
     assert record["metrics"]["eval_examples"] == len(held)
+    assert record["metrics"]["train_texts"] == 2 * len(train)
     assert all(is_held_out(e.prompt, 0.25) for e in held)
     base = AutoModel.from_pretrained(str(folder / "student"))
     trained = AutoModel.from_pretrained(str(folder / "out"))
