@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from distill.answers import checks_out, reference_number, trace_number
-from distill.data import is_held_out, load_entry, load_examples, split
+from distill.data import CSV_FIELD_LIMIT, is_held_out, load_entry, load_examples, split
 from distill.exceptions import DataError
 from distill.spec import DataEntry
 
@@ -128,15 +128,20 @@ def test_a_binary_file_is_an_error_with_the_line(tmp_path: Path, name: str) -> N
 
 @pytest.fixture
 def csv_field_limit() -> Iterator[int]:
-    """Python's CSV field size limit, pinned (it is process-wide; the simulator raises it)."""
+    """Python's CSV field size limit, put back after the test (it is process-wide)."""
     previous = csv.field_size_limit(131_072)
-    yield 131_072
+    yield CSV_FIELD_LIMIT
     csv.field_size_limit(previous)
 
 
-def test_a_bad_csv_is_an_error_with_the_line(tmp_path: Path, csv_field_limit: int) -> None:
+def test_a_long_csv_field_is_read_and_an_overlong_one_is_an_error_with_the_line(
+    tmp_path: Path, csv_field_limit: int
+) -> None:
     path = tmp_path / "data.csv"
     path.write_text('id,prompt\n1,short\n2,"' + "x" * 200_000 + '"\n', encoding="utf-8")
+    examples = load_entry(DataEntry(path=str(path), license="mit"))
+    assert [len(e.prompt) for e in examples] == [5, 200_000]  # over Python's default limit
+    path.write_text('id,prompt\n1,short\n2,"' + "x" * (csv_field_limit + 1) + '"\n')
     with pytest.raises(DataError) as caught:
         load_entry(DataEntry(path=str(path), license="mit"))
     assert str(caught.value) == (
@@ -170,5 +175,8 @@ def test_every_real_prompt_set_the_embedder_job_uses_is_readable(shared_prompts:
         examples = load_entry(DataEntry(path=str(shared_prompts / name), license=licence))
         assert len(examples) >= 50, name
         assert all(e.prompt.strip() for e in examples)
+    # CC0 (the gate admits it); one prompt is 144,260 characters, over Python's CSV default
+    awesome = shared_prompts / "awesome_chatgpt_prompts.csv"
+    assert len(load_entry(DataEntry(path=str(awesome), license="cc0-1.0"))) == 1524
     gsm = load_entry(DataEntry(path=str(shared_prompts / "gsm8k_test.jsonl"), license="mit"))
     assert reference_number(gsm[0].reference) == 18
