@@ -26,12 +26,12 @@ from typing import Any, TextIO
 
 from distill.exceptions import DataError
 from distill.spec import DataEntry
+from ingest.formats import allow_long_csv_fields
 
 _PROMPT_KEYS = ("prompt", "question", "instruction", "text", "input")
 _ANSWER_KEYS = ("answer", "Answer", "reference")
 _TURN = re.compile(r"\n\n(?:Human|Assistant):")
 _MIN_CONTEXT_WORDS = 3
-CSV_FIELD_LIMIT = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -132,9 +132,7 @@ def _parse(path: Path, suffix: str, handle: TextIO) -> Iterator[dict[str, Any]]:
             raise DataError(f"{path}: a .json data file must hold a list of records")
         yield from (r for r in body if isinstance(r, dict))
     elif suffix == ".csv":
-        # Python's default (131,072 characters) refuses real prompt sets; the simulator's corpus
-        # reader allows the same 10M. The limit is process-wide, so it is only ever raised.
-        csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
+        allow_long_csv_fields()
         reader = csv.DictReader(handle)
         try:
             yield from reader

@@ -7,6 +7,7 @@ for JSON Lines) and otherwise refused, so a file is never read as something it i
 
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
 from pathlib import Path
@@ -15,6 +16,10 @@ from typing import BinaryIO, Literal, cast, get_args
 from ingest.exceptions import UnreadableInput
 
 Format = Literal["parquet", "jsonl", "csv"]
+
+CSV_FIELD_LIMIT = 10_000_000
+"""Characters a CSV field may hold when prompt sets are read (Python's default, 131,072, refuses
+real ones: one prompt of awesome-chatgpt-prompts is 144,260 characters)."""
 FORMATS: tuple[Format, ...] = get_args(Format)
 
 _SUFFIXES: dict[str, Format] = {
@@ -26,6 +31,11 @@ _SUFFIXES: dict[str, Format] = {
     ".csv": "csv",
 }
 _HASH_BLOCK = 8 << 20
+
+
+def allow_long_csv_fields() -> None:
+    """Raise Python's process-wide CSV field limit to :data:`CSV_FIELD_LIMIT` (never lower it)."""
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
 
 
 def is_gzip(path: Path) -> bool:

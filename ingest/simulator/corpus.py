@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ingest.formats import allow_long_csv_fields
 from ingest.simulator.exceptions import CorpusError
 
 MAX_BENIGN_CHARS = 2000
@@ -141,7 +142,7 @@ def _field(path: Path, line_no: int, record: dict[str, Any], *keys: str | int) -
 
 
 def _csv(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
-    csv.field_size_limit(10_000_000)
+    allow_long_csv_fields()
     with path.open(encoding="utf-8", newline="") as handle:
         yield from enumerate(csv.DictReader(handle), 2)
 

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from distill.answers import checks_out, reference_number, trace_number
-from distill.data import CSV_FIELD_LIMIT, is_held_out, load_entry, load_examples, split
+from distill.data import is_held_out, load_entry, load_examples, split
 from distill.exceptions import DataError
 from distill.spec import DataEntry
+from ingest.formats import CSV_FIELD_LIMIT
 
 
 @pytest.mark.parametrize(
