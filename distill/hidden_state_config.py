@@ -41,6 +41,14 @@ class HiddenStateConfig(TrainConfig):
         description="share of training texts replaced, at each step, by a random run of at least "
         "a third of their words (the teacher embeds the crop): more inputs from the same text",
     )
+    word_substitution: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="chance that each word of a training text is replaced, at each step, by a "
+        "word drawn from the training texts by frequency (the teacher embeds the result): "
+        "inputs near the data that it does not hold, as TinyBERT augments small data",
+    )
     train_texts: Literal["prompts", "records"] = Field(
         "prompts",
         description="what the student learns from: each training prompt, or every text of its "

@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -93,6 +95,7 @@ class HiddenStateTrainer:
                     f"teacher 0..{t_depth}"
                 )
         self._lengths: list[int] | None = None
+        self._words: tuple[list[str], Tensor] | None = None
         self.targets: Tensor | None = None
         if cfg.embedding_loss != "none" and not cfg.layer_map:
             # with a layer map the teacher runs on every batch anyway and pools its own target
@@ -177,14 +180,36 @@ class HiddenStateTrainer:
             out.append(text)
         return out, changed
 
+    def _substitute(self, texts: list[str]) -> tuple[list[str], bool]:
+        """Replace each word with chance ``word_substitution`` by a word of the training texts
+        drawn by frequency (torch's RNG, as crops); spacing and line breaks are kept."""
+        if self._words is None:
+            counts = Counter(w for text in self.texts for w in text.split())
+            self._words = list(counts), torch.tensor(list(counts.values()), dtype=torch.float)
+        vocabulary, weights = self._words
+        out, changed = [], False
+        for text in texts:
+            parts = re.split(r"(\S+)", text)  # words at the odd indices
+            hits = (torch.rand(len(parts) // 2) < self.config.word_substitution).nonzero()
+            if len(hits):
+                picks = torch.multinomial(weights, len(hits), replacement=True)
+                for hit, pick in zip(hits.flatten().tolist(), picks.tolist(), strict=True):
+                    parts[2 * hit + 1] = vocabulary[pick]
+                text, changed = "".join(parts), True
+            out.append(text)
+        return out, changed
+
     def loss(self, indices: list[int]) -> tuple[Tensor, dict[str, float]]:
         cfg = self.config
-        texts, cropped = self._crop([self.texts[i] for i in indices])
+        texts, changed = self._crop([self.texts[i] for i in indices])
+        if cfg.word_substitution > 0:
+            texts, substituted = self._substitute(texts)
+            changed = changed or substituted
         batch = self._tokens(texts)
         out = self.student(**batch, output_hidden_states=bool(cfg.layer_map))
         mask = batch["attention_mask"]
         teacher = None
-        if cfg.layer_map or cropped:  # cropped texts have no cached target
+        if cfg.layer_map or changed:  # changed texts have no cached target
             with torch.no_grad():
                 teacher = self.teacher(**batch, output_hidden_states=bool(cfg.layer_map))
         total = torch.zeros((), device=self.ctx.device)

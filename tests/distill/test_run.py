@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -294,11 +295,39 @@ def test_crops_are_runs_of_at_least_a_third_of_the_words() -> None:
     assert HiddenStateTrainer._crop(none, [text]) == ([text], False)  # type: ignore[arg-type]
 
 
+def test_word_substitution_swaps_words_for_training_words_and_keeps_spacing() -> None:
+    from types import SimpleNamespace
+
+    import torch
+
+    from distill.hidden_state_config import HiddenStateConfig
+    from distill.hidden_state_trainer import HiddenStateTrainer
+
+    torch.manual_seed(0)
+    text = "alpha beta gamma\n\ndelta  epsilon"
+    pool = ["zeta zeta zeta eta"]  # zeta three times as likely as eta
+    owner = SimpleNamespace(
+        config=HiddenStateConfig(word_substitution=0.5), texts=pool, _words=None
+    )
+    out, changed = HiddenStateTrainer._substitute(owner, [text] * 400 + [""])  # type: ignore[arg-type]
+    assert changed and out[-1] == ""
+    swapped: list[str] = []
+    for new in out[:-1]:
+        assert re.sub(r"\S+", "w", new) == "w w w\n\nw  w"  # spacing and line breaks kept
+        swapped += [b for a, b in zip(text.split(), new.split(), strict=True) if a != b]
+    assert 0.4 < len(swapped) / (400 * 5) < 0.6
+    assert set(swapped) == {"zeta", "eta"}
+    assert 2.5 < swapped.count("zeta") / swapped.count("eta") < 3.5
+    none = SimpleNamespace(config=HiddenStateConfig(), texts=pool, _words=None)
+    assert HiddenStateTrainer._substitute(none, [text]) == ([text], False)  # type: ignore[arg-type]
+
+
 def test_stop_and_resume_finishes_like_an_uninterrupted_run(
     workdir: Workdir, tmp_path: Path
 ) -> None:
     folder = workdir("bert-teacher", "bert-student")
-    # crops draw from torch's RNG: the checkpoint's RNG state makes the resumed run crop alike;
+    # crops and word substitutions draw from torch's RNG: the checkpoint's RNG state makes the
+    # resumed run draw alike;
     # pruning is by importance on the training texts, so a resumed run prunes the same units
     hp = {
         "ffn_size": 24,
@@ -307,6 +336,7 @@ def test_stop_and_resume_finishes_like_an_uninterrupted_run(
         "checkpoint_every": 2,
         "eval_fraction": 0.0,
         "crop_fraction": 0.5,
+        "word_substitution": 0.2,
     }
     job = tiny.job(folder, hyperparameters=hp)
     done = _cli("distill", "run", str(job), "--device", "cpu", "--stop-after", "5")
