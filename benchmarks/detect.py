@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/detect.py --scale 1 --scale 10   # and ~1M calls
     .venv/bin/python benchmarks/detect.py --device cuda --scale 50   # a GPU machine, ~5M calls
     .venv/bin/python benchmarks/detect.py --model models/minilm-l2-distilled  # distilled embedder
+    .venv/bin/python benchmarks/detect.py --precision bfloat16   # a CPU with native bfloat16
 
 Each scale runs in a child process: simulate (seeded; the real prompt sets when ``--corpus``
 exists), ingest into a fresh warehouse, one full ``run_detection``, then ``evaluate`` against the
@@ -38,7 +39,7 @@ from detectors.evaluate import evaluate
 from detectors.embeddings import load_embedder
 from detectors.clusters import prompt_texts
 
-scale, out, corpus, device, budget, sample, model = sys.argv[1:8]
+scale, out, corpus, device, budget, sample, model, precision = sys.argv[1:9]
 model_path = Path(model) if model else None
 out = Path(out)
 start = time.perf_counter()
@@ -53,7 +54,11 @@ with Warehouse.open(db) as wh:
     ingested = time.perf_counter() - start
     start = time.perf_counter()
     summary = run_detection(
-        wh, device=device, embed_budget=None if budget == "" else int(budget), model_path=model_path
+        wh,
+        device=device,
+        embed_budget=None if budget == "" else int(budget),
+        model_path=model_path,
+        precision=precision,
     )
     detected = time.perf_counter() - start
     result = evaluate(wh, out / "labels.parquet")
@@ -61,7 +66,9 @@ with Warehouse.open(db) as wh:
     hashes = [r[0] for r in wh.fetchall(
         "SELECT DISTINCT md5(prompt) AS h FROM calls ORDER BY h LIMIT $n", {"n": int(sample)})]
     texts = list(prompt_texts(wh, hashes).values())
-embedder = load_embedder(model_path, summary.device, batch_size=128, max_seq_length=128)
+embedder = load_embedder(
+    model_path, summary.device, batch_size=128, max_seq_length=128, precision=summary.precision
+)
 embedder.encode(texts[:32])
 start = time.perf_counter()
 embedder.encode(texts)
@@ -70,7 +77,7 @@ print(json.dumps({
     "scale": float(scale), "calls": summary.n_calls, "accounts": summary.n_accounts,
     "distinct_prompts": distinct, "simulate_s": simulated, "ingest_s": ingested,
     "detect_s": detected, "timings": summary.timings, "embedded": summary.n_embedded,
-    "device": summary.device, "throughput": throughput,
+    "device": summary.device, "precision": summary.precision, "throughput": throughput,
     "system": result["system"], "baseline": result["baseline"],
     "rings": len(result["rings"]), "flagged": summary.n_flagged,
 }))
@@ -82,7 +89,7 @@ def run_scale(scale: float, args: argparse.Namespace) -> dict[str, Any]:
         corpus = str(args.corpus) if args.corpus and Path(args.corpus).is_dir() else ""
         budget = "" if args.embed_budget is None else str(args.embed_budget)
         argv = [sys.executable, "-c", CHILD, str(scale), scratch, corpus, args.device, budget]
-        argv += [str(args.throughput_sample), str(args.model or "")]
+        argv += [str(args.throughput_sample), str(args.model or ""), args.precision]
         env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
@@ -103,6 +110,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scale", type=float, action="append", help="simulation scale (repeat)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        help="the embedder's number format (auto: float16 on CUDA, float32 on the CPU)",
+    )
     parser.add_argument("--embed-budget", type=int, default=None, help="default: the policy's")
     parser.add_argument("--corpus", type=Path, default=CORPUS)
     parser.add_argument("--throughput-sample", type=int, default=1024)
@@ -119,7 +132,7 @@ def main() -> None:
         naive = r["distinct_prompts"] / r["throughput"]
         print(
             f"\nscale {r['scale']:g}: {r['calls']:,} calls, {r['accounts']:,} accounts, "
-            f"{r['distinct_prompts']:,} distinct prompts ({r['device']})"
+            f"{r['distinct_prompts']:,} distinct prompts ({r['device']}, {r['precision']})"
         )
         print(
             f"  simulate {r['simulate_s']:.1f}s, ingest {r['ingest_s']:.1f}s, "

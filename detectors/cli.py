@@ -27,6 +27,13 @@ class DeviceChoice(StrEnum):
     cuda = "cuda"
 
 
+class PrecisionChoice(StrEnum):
+    auto = "auto"
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+
+
 class FlagsFormat(StrEnum):
     table = "table"
     json = "json"
@@ -85,6 +92,15 @@ def detect_command(
     device: Annotated[
         DeviceChoice, typer.Option("--device", help="Embedding device: auto picks CUDA if present.")
     ] = DeviceChoice.auto,
+    precision: Annotated[
+        PrecisionChoice | None,
+        typer.Option(
+            "--precision",
+            help="Embedding number format: auto is float16 on CUDA and float32 on the CPU; "
+            "bfloat16 is faster on a CPU that has it natively (AVX512-BF16 or AMX). Default: "
+            "DETECT_PRECISION, else auto.",
+        ),
+    ] = None,
     embed_budget: Annotated[
         int | None,
         typer.Option(
@@ -133,6 +149,7 @@ def detect_command(
             device=chosen_device,
             embed_budget=embed_budget,
             model_path=model or settings.model_path,
+            precision=precision.value if precision is not None else None,
             policy=loaded,
             on_stage=on_stage,
         )
@@ -144,7 +161,8 @@ def detect_command(
         f"run {summary.run_id} ({summary.mode}): {summary.n_calls} calls, "
         f"{summary.n_accounts} accounts, {summary.n_new_prompts} new prompts, "
         f"{summary.n_templates} templates, {summary.n_embedded} embedded "
-        f"({summary.n_selected} selected, {summary.n_clusters} clusters, {summary.device})"
+        f"({summary.n_selected} selected, {summary.n_clusters} clusters, "
+        f"{summary.device} {summary.precision})"
     )
     typer.echo(
         f"{summary.n_rings} candidate rings, {summary.n_flagged_rings} flagged; "

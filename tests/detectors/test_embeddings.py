@@ -10,10 +10,12 @@ import pytest
 from detectors.clusters import leader_clusters
 from detectors.embeddings import (
     cached_vectors,
+    cpu_has_bfloat16,
     embed_and_cache,
     load_embedder,
     missing_embeddings,
     resolve_device,
+    resolve_precision,
 )
 from detectors.exceptions import DeviceUnavailable, ModelUnavailable
 from ingest.warehouse import Warehouse
@@ -66,3 +68,32 @@ def test_missing_model_and_device_are_clear_errors(tmp_path: Path) -> None:
         assert resolve_device("auto") == "cpu"
         with pytest.raises(DeviceUnavailable, match="no CUDA device"):
             resolve_device("cuda")
+
+
+def test_precision_follows_the_device_and_refuses_what_it_lacks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert resolve_precision("auto", "cpu") == "float32"
+    assert resolve_precision("auto", "cuda") == "float16"
+    assert resolve_precision("bfloat16", "cuda") == "bfloat16"
+    with pytest.raises(DeviceUnavailable, match="float16 embedding is for CUDA"):
+        resolve_precision("float16", "cpu")
+    with pytest.raises(DeviceUnavailable, match="unknown precision 'int8'"):
+        resolve_precision("int8", "cpu")
+    monkeypatch.setattr("detectors.embeddings.cpu_has_bfloat16", lambda: False)
+    with pytest.raises(DeviceUnavailable, match="no native bfloat16"):
+        load_embedder(None, "cpu", batch_size=8, max_seq_length=64, precision="bfloat16")
+
+
+@pytest.mark.skipif(not cpu_has_bfloat16(), reason="this CPU has no native bfloat16")
+def test_bfloat16_vectors_match_float32_ones() -> None:
+    texts = list(PROMPTS.values()) * 3
+    full = load_embedder(None, "cpu", batch_size=8, max_seq_length=128)
+    half = load_embedder(None, "cpu", batch_size=8, max_seq_length=128, precision="bfloat16")
+    assert (full.precision, half.precision) == ("float32", "bfloat16")
+    a, b = full.encode(texts), half.encode(texts)
+    assert b.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-4)
+    cosines = (a * b).sum(axis=1)
+    assert cosines.min() > 0.999
+    assert not np.array_equal(a, b)  # bfloat16 did run

@@ -57,3 +57,34 @@ def test_held_warehouse_names_the_problem(tmp_path: Path) -> None:
     finally:
         holder.kill()
         holder.communicate()
+
+
+def test_runs_recorded_before_precision_was_kept_get_the_format_they_used(tmp_path: Path) -> None:
+    import duckdb
+
+    from ingest.warehouse import known_migrations
+
+    path = tmp_path / "w.duckdb"
+    con = duckdb.connect(str(path))  # a warehouse as distillguard left it at schema version 3
+    con.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
+        "applied_at TIMESTAMPTZ NOT NULL)"
+    )
+    for migration in known_migrations():
+        if migration.version <= 3:
+            con.execute(migration.sql)
+            con.execute(
+                "INSERT INTO schema_migrations VALUES ($v, $n, now())",
+                {"v": migration.version, "n": migration.name},
+            )
+    for run_id, device in ((1, "cpu"), (2, "cuda")):
+        con.execute(
+            "INSERT INTO detection_runs (run_id, started_at, mode, policy_sha256, device) "
+            "VALUES ($r, now(), 'full', 'sha', $d)",
+            {"r": run_id, "d": device},
+        )
+    con.close()
+    with Warehouse.open(path) as wh:
+        assert wh.schema_version() == latest_version()
+        rows = wh.fetchall("SELECT run_id, device, precision FROM detection_runs ORDER BY run_id")
+    assert rows == [(1, "cpu", "float32"), (2, "cuda", "float16")]
