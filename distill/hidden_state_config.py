@@ -49,6 +49,15 @@ class HiddenStateConfig(TrainConfig):
         "word drawn from the training texts by frequency (the teacher embeds the result): "
         "inputs near the data that it does not hold, as TinyBERT augments small data",
     )
+    source_balance: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="even out the data sources in the training texts: a source of n texts gets "
+        "a share of each epoch in proportion to n ** (1 - source_balance), small sources "
+        "repeated and large ones cut (in a fixed hash order) to keep the epoch's length; 0 keeps "
+        "the data as it is, 1 gives every source the same share; held-out records are untouched",
+    )
     train_texts: Literal["prompts", "records"] = Field(
         "prompts",
         description="what the student learns from: each training prompt, or every text of its "

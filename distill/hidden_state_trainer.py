@@ -112,12 +112,20 @@ class HiddenStateTrainer:
 
     def _training_texts(self) -> list[str]:
         """The prompts of the training records, or with ``train_texts: records`` every text of
-        them (each once, none equal to a held-out prompt)."""
+        them (each once, none equal to a held-out prompt); then evened out across sources by
+        ``source_balance``."""
         if self.config.train_texts == "prompts":
-            return [e.prompt for e in self.ctx.train]
-        held = {e.prompt for e in self.ctx.eval}
-        texts = (t for e in self.ctx.train for t in (e.prompt, *e.context))
-        return [t for t in dict.fromkeys(texts) if t not in held]
+            pairs = [(e.source, e.prompt) for e in self.ctx.train]
+        else:
+            held = {e.prompt for e in self.ctx.eval}
+            first: dict[str, str] = {}  # text -> the source it first came from
+            for e in self.ctx.train:
+                for text in (e.prompt, *e.context):
+                    first.setdefault(text, e.source)
+            pairs = [(source, t) for t, source in first.items() if t not in held]
+        if self.config.source_balance == 0:
+            return [t for _, t in pairs]
+        return balance_sources(pairs, self.config.source_balance)
 
     def _tokens(self, texts: list[str]) -> dict[str, Tensor]:
         batch = self.tokenizer(
@@ -271,3 +279,22 @@ class HiddenStateTrainer:
             trained = self.config.max_length
             values["max_seq_length"] = min(int(values.get("max_seq_length") or trained), trained)
             settings.write_text(json.dumps(values, indent=2) + "\n", encoding="utf-8")
+
+
+def balance_sources(pairs: list[tuple[str, str]], balance: float) -> list[str]:
+    """The texts of ``(source, text)`` pairs with each source's count set to its share of the
+    total in proportion to ``n ** (1 - balance)``: whole repeats of a small source, then (as for a
+    large one) its texts in the order of their SHA-256, so the choice does not depend on file
+    order. The result keeps sources in order of first appearance."""
+    by_source: dict[str, list[str]] = {}
+    for source, text in pairs:
+        by_source.setdefault(source, []).append(text)
+    weights = {s: len(texts) ** (1 - balance) for s, texts in by_source.items()}
+    total, scale = len(pairs), sum(weights.values())
+    out: list[str] = []
+    for source, texts in by_source.items():
+        want = max(1, round(total * weights[source] / scale))
+        ordered = sorted(texts, key=lambda t: hashlib.sha256(t.encode("utf-8")).digest())
+        repeats, rest = divmod(want, len(texts))
+        out += texts * repeats + ordered[:rest]
+    return out

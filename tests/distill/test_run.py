@@ -322,6 +322,36 @@ def test_word_substitution_swaps_words_for_training_words_and_keeps_spacing() ->
     assert HiddenStateTrainer._substitute(none, [text]) == ([text], False)  # type: ignore[arg-type]
 
 
+def test_source_balance_evens_out_sources_and_keeps_the_epoch_length() -> None:
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from distill.data import Example
+    from distill.hidden_state_config import HiddenStateConfig
+    from distill.hidden_state_trainer import HiddenStateTrainer, balance_sources
+
+    pairs = [("big", f"big {i}") for i in range(900)] + [("small", f"small {i}") for i in range(40)]
+    assert balance_sources(pairs, 0.0) == [t for _, t in pairs]
+    half = balance_sources(pairs, 0.5)  # shares in proportion to sqrt(900) : sqrt(40)
+    assert Counter(t.split()[0] for t in half) == {"big": 776, "small": 164}
+    small = [t for t in half if t.startswith("small")]
+    assert set(small) == {t for s, t in pairs if s == "small"}  # every small text, 4 times or 5
+    assert sorted(Counter(small).values()) == [4] * 36 + [5] * 4
+    assert len(set(half)) == 776 + 40  # the big source is cut, not repeated
+    assert sorted(balance_sources(pairs[::-1], 0.5)) == sorted(half)  # not by file order
+    even = Counter(t.split()[0] for t in balance_sources(pairs, 1.0))
+    assert even == {"big": 470, "small": 470}
+
+    train = [Example(t, source=s) for s, t in pairs]
+    held = [Example("held out", source="small")]
+    owner = SimpleNamespace(
+        config=HiddenStateConfig(source_balance=1.0, train_texts="records"),
+        ctx=SimpleNamespace(train=train, eval=held),
+    )
+    texts = HiddenStateTrainer._training_texts(owner)  # type: ignore[arg-type]
+    assert Counter(t.split()[0] for t in texts) == {"big": 470, "small": 470}
+
+
 def test_stop_and_resume_finishes_like_an_uninterrupted_run(
     workdir: Workdir, tmp_path: Path
 ) -> None:
