@@ -57,6 +57,11 @@ def resolve_precision(requested: str, device: str) -> str:
             "this CPU has no native bfloat16 (AVX512-BF16 or AMX), where bfloat16 runs slower "
             "than float32: use float32"
         )
+    if requested == "bfloat16" and device == "cuda":
+        import torch
+
+        if not torch.cuda.is_bf16_supported():
+            raise DeviceUnavailable("this GPU has no bfloat16: use float16 or float32")
     return requested
 
 

@@ -75,7 +75,6 @@ def test_precision_follows_the_device_and_refuses_what_it_lacks(
 ) -> None:
     assert resolve_precision("auto", "cpu") == "float32"
     assert resolve_precision("auto", "cuda") == "float16"
-    assert resolve_precision("bfloat16", "cuda") == "bfloat16"
     with pytest.raises(DeviceUnavailable, match="float16 embedding is for CUDA"):
         resolve_precision("float16", "cpu")
     with pytest.raises(DeviceUnavailable, match="unknown precision 'int8'"):
