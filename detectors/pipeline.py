@@ -130,6 +130,8 @@ def run_detection(
     The run is one transaction: if it fails, the warehouse is left as it was before it.
     """
     loaded = policy or load_detection_policy()
+    settings = get_settings()  # what a caller leaves unset (the control plane's scheduled runs)
+    model_path = model_path if model_path is not None else settings.model_path
     budget = loaded.model.embeddings.budget if embed_budget is None else embed_budget
     if budget < 0:
         raise ValueError(f"the embedding budget must be 0 or more, got {budget}")
@@ -138,9 +140,9 @@ def run_detection(
     if since is not None:
         _check_incremental(wh, loaded.sha256)
     resolved_device = resolve_device(device)
-    resolved_precision = resolve_precision(precision or get_settings().precision, resolved_device)
+    resolved_precision = resolve_precision(precision or settings.precision, resolved_device)
     try:
-        limit = checked_size(memory_limit or get_settings().memory_limit, "DETECT_MEMORY_LIMIT")
+        limit = checked_size(memory_limit or settings.memory_limit, "DETECT_MEMORY_LIMIT")
     except ValueError as exc:
         raise DetectorError(str(exc)) from exc
     try:

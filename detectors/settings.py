@@ -20,7 +20,8 @@ class DetectSettings(BaseSettings):
     policy_path: Path | None = None
     """A detection policy file; default: the shipped ``policies/detection.yaml``."""
     model_path: Path | None = None
-    """A local sentence-transformers model directory; default: the bundled all-MiniLM-L6-v2."""
+    """A local sentence-transformers model directory; default: the bundled all-MiniLM-L6-v2.
+    Every run that does not name a model uses it: the CLI's and the control plane's alike."""
     device: Device = "auto"
     precision: Precision = "auto"
     """The embedder's number format: auto is float16 on CUDA and float32 on the CPU; bfloat16

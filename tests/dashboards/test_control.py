@@ -183,3 +183,24 @@ def test_demo_sign_in_works_and_is_reset_on_each_demo(tmp_path: Path) -> None:
         user = authenticate(wh, DEMO_USER, second)
         assert user is not None and user.role == "admin"
         assert authenticate(wh, DEMO_USER, first) is None
+
+
+def test_scheduled_detection_uses_the_configured_embedder(
+    control: ControlPlane, settings: DashboardsSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from detectors.embeddings import default_model_path
+    from detectors.settings import get_settings
+
+    # an operator who set DETECT_MODEL_PATH (a distilled embedder, say) for `distillguard detect`
+    # gets the same embedder in the control plane's runs, with the same cache name
+    assert settings.spool is not None
+    embedder = settings.spool.parent / "my-embedder"
+    embedder.symlink_to(default_model_path(), target_is_directory=True)
+    monkeypatch.setenv("DETECT_MODEL_PATH", str(embedder))
+    get_settings.cache_clear()
+    try:
+        _segment(settings.spool, "seg-000001.parquet", 12, 0)
+        assert control.tick()["detected"] is not None
+    finally:
+        get_settings.cache_clear()
+    assert control.status["last_detection"]["model"] == "my-embedder"
