@@ -9,7 +9,8 @@ Training goes through a job spec and ``distillguard distill run`` (the licence g
 provenance included). The student is written to ``models/minilm-l2-distilled`` (git-ignored), or
 ``models/NAME`` with ``--name``; ``--set KEY=VALUE`` (a YAML value) overrides a hyperparameter.
 Figures are on the held-out prompts of the job (the data split by prompt hash): mean cosine
-student↔teacher, Spearman correlation of pairwise similarities, top-10 nearest-neighbour overlap,
+student↔teacher (over all prompts, and over data sources, which weighs chat and instruction prompts
+as much as GSM8K's arithmetic, more than half of the held-out prompts), Spearman correlation of pairwise similarities, top-10 nearest-neighbour overlap,
 and CPU encoding speed of student and teacher in the same run (ratio, with one torch thread and
 with all of them). Both models encode as the detectors do: their ``embeddings.max_seq_length``
 (128 tokens in the shipped detection policy) and batch size (128), in float32 and, on a CPU with
@@ -120,14 +121,15 @@ def write_job(job: Path, student: Path, hyperparameters: dict[str, object]) -> N
     job.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
 
 
-def held_out_prompts(job: Path) -> list[str]:
+def held_out_prompts(job: Path) -> tuple[list[str], list[str]]:
+    """The held-out prompts of the job and the data file each came from."""
     from distill.data import load_examples, split
     from distill.spec import load_job_spec
 
     spec = load_job_spec(job).model
     examples = load_examples(spec.data)
     _, held = split(examples, float(spec.hyperparameters["eval_fraction"]))
-    return [e.prompt for e in held]
+    return [e.prompt for e in held], [Path(e.source).name for e in held]
 
 
 def encode_speed(encoders: list[Embedder], texts: list[str], repeats: int = 3) -> list[float]:
@@ -195,7 +197,7 @@ def main() -> None:
         trained_now = True
     provenance = json.loads((student_dir / "distillation_provenance.json").read_text())
 
-    texts = held_out_prompts(job)
+    texts, sources = held_out_prompts(job)
     from detectors.embeddings import Embedder, cpu_has_bfloat16
     from policies.detection import load_detection_policy
 
@@ -232,6 +234,13 @@ def main() -> None:
         torch.set_num_threads(n)
         speeds[n] = dict(zip(encoders, encode_speed(list(encoders.values()), timed), strict=True))
     torch.set_num_threads(threads)
+    # GSM8K is more than half of the held-out prompts and the easiest for a student: the mean
+    # over sources weighs chat and instruction prompts as much as arithmetic
+    by_source: dict[str, list[float]] = {}
+    for source, value in zip(sources, cosine.tolist(), strict=True):
+        by_source.setdefault(source, []).append(value)
+    per_source = {name: float(np.mean(values)) for name, values in by_source.items()}
+    worst = sorted(per_source, key=per_source.__getitem__)[:3]
     figures = {
         "held_out_prompts": len(texts),
         "train_examples": provenance["training"]["train_examples"],
@@ -239,6 +248,8 @@ def main() -> None:
         "overrides": " ".join(args.set) or "none",
         "mean_cosine": round(float(cosine.mean()), 4),
         "p05_cosine": round(float(np.quantile(cosine, 0.05)), 4),
+        "mean_cosine_over_sources": round(float(np.mean(list(per_source.values()))), 4),
+        "lowest_sources": ", ".join(f"{name} {per_source[name]:.3f}" for name in worst),
         "spearman_pairwise_similarity": round(rho, 4),
         f"top{k}_neighbour_overlap": round(overlap, 4),
         "max_seq_length": seq,
