@@ -25,7 +25,8 @@ class DetectSettings(BaseSettings):
     device: Device = "auto"
     precision: Precision = "auto"
     """The embedder's number format: auto is float16 on CUDA and float32 on the CPU; bfloat16
-    (CPU only where native: AVX512-BF16 or AMX) is about 1.8x faster than float32 on such a CPU."""
+    (CPU only where native: AVX512-BF16 or AMX) embedded 1.65-1.9x as fast as float32 on the 2-core
+    machine the benchmarks ran on."""
     memory_limit: str = "4GB"
     """DuckDB's memory limit during a run (joins and aggregates past it spill to disk); the
     Python side (graph, scoring, embeddings) comes on top."""
