@@ -10,13 +10,13 @@ provenance included). The student is written to ``models/minilm-l2-distilled`` (
 ``models/NAME`` with ``--name``; ``--set KEY=VALUE`` (a YAML value) overrides a hyperparameter.
 Figures are on the held-out prompts of the job (the data split by prompt hash): mean cosine
 student↔teacher (over all prompts, and over data sources, which weighs chat and instruction prompts
-as much as GSM8K's arithmetic, more than half of the held-out prompts), Spearman correlation of pairwise similarities, top-10 nearest-neighbour overlap,
-and CPU encoding speed of student and teacher in the same run (ratio, with one torch thread and
-with all of them). Both models encode as the detectors do: their ``embeddings.max_seq_length``
-(128 tokens in the shipped detection policy) and batch size (128), in float32 and, on a CPU with
-native bfloat16, in bfloat16 too (its cosines and speeds are printed beside; the target is judged
-with both models in float32). Skips cleanly without
-the shared prompt sets in ``../shared/data/prompts``.
+as much as GSM8K's arithmetic, more than half of the held-out prompts), Spearman correlation of
+pairwise similarities, top-10 nearest-neighbour overlap, and CPU encoding speed of student and
+teacher in the same run (ratio, with one torch thread and with all of them). Both models encode as
+the detectors do: their ``embeddings.max_seq_length`` (128 tokens in the shipped detection policy)
+and batch size (128), in float32 and, on a CPU with native bfloat16, in bfloat16 too (its cosines
+and speeds are printed beside; the target is judged with both models in float32). Skips cleanly
+without the shared prompt sets in ``../shared/data/prompts``.
 """
 
 from __future__ import annotations
