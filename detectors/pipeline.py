@@ -153,7 +153,8 @@ def run_detection(
                 clock,
                 since,
                 until,
-                (resolved_device, resolved_precision),
+                resolved_device,
+                resolved_precision,
                 budget,
                 model_path,
             )
@@ -168,12 +169,12 @@ def _run(
     clock: _Clock,
     since: datetime | None,
     until: datetime | None,
-    device_precision: tuple[str, str],
+    device: str,
+    precision: str,
     budget: int,
     model_path: Path | None,
 ) -> RunSummary:
     rules = loaded.model
-    device, precision = device_precision
     mode = "incremental" if since is not None else "full"
     model = model_name(model_path)
     run_id = int(wh.scalar("SELECT coalesce(max(run_id), 0) + 1 FROM detection_runs"))
