@@ -261,12 +261,12 @@ def main() -> None:
         figures[f"student_prompts_per_s_{n}_threads"] = round(s_speed, 1)
         figures[f"speed_ratio_{n}_threads"] = round(s_speed / t_speed, 2)
     if "bfloat16" in formats:  # the same ratio in bfloat16, and what bfloat16 adds on top
-        for who, emb in (("teacher", t_emb), ("student", s_emb)):
-            other = encoders[who, "bfloat16"].encode(texts)
-            figures[f"bfloat16_{who}_cosine_to_float32_{who}"] = round(
-                float((other * emb).sum(1).mean()), 5
-            )
+        tb_emb = encoders["teacher", "bfloat16"].encode(texts)
         b_emb = encoders["student", "bfloat16"].encode(texts)
+        for who, low, full in (("teacher", tb_emb, t_emb), ("student", b_emb, s_emb)):
+            figures[f"bfloat16_{who}_cosine_to_float32_{who}"] = round(
+                float((low * full).sum(1).mean()), 5
+            )
         figures["bfloat16_student_mean_cosine_to_float32_teacher"] = round(
             float((b_emb * t_emb).sum(1).mean()), 4
         )
