@@ -35,6 +35,13 @@ _MIN_CROP_WORDS = 6
 _PRUNE_TEXTS = 1024
 
 
+def evenly_spaced(items: list[str], n: int) -> list[str]:
+    """At most ``n`` of ``items``, spread evenly from the first to the last, in their order."""
+    if len(items) <= n:
+        return list(items)
+    return [items[i * len(items) // n] for i in range(n)]
+
+
 class HiddenStateTrainer:
     """Trains an encoder (or any model with hidden states) to match a teacher's representations."""
 
@@ -102,8 +109,9 @@ class HiddenStateTrainer:
             self.targets = self._cached_teacher_embeddings()
 
     def _prune(self, size: int) -> None:
-        """Prune the student's feed-forward blocks by their importance on training texts."""
-        texts = sorted(self.texts[:_PRUNE_TEXTS], key=len)
+        """Prune the student's feed-forward blocks by their importance on training texts, drawn
+        evenly from all of them (the first ones would be the first data files' alone)."""
+        texts = sorted(evenly_spaced(self.texts, _PRUNE_TEXTS), key=len)
         chunks = range(0, len(texts), _ENCODE_BATCH)
         batches = (self._tokens(texts[i : i + _ENCODE_BATCH]) for i in chunks)
         self.student.eval()

@@ -10,6 +10,7 @@ import torch
 from transformers import AutoModel
 
 from distill.exceptions import DistillError
+from distill.hidden_state_trainer import evenly_spaced
 from distill.job import run_job
 from distill.models import feed_forward_importance, prune_feed_forward
 from tests.distill import tiny
@@ -44,6 +45,17 @@ def test_units_that_add_nothing_are_the_ones_pruned(tiny_models: Path) -> None:
     assert model.encoder.layer[0].output.dense.weight.shape == (32, units - len(dead))
     after = model(**batches[0]).last_hidden_state
     torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-5)
+
+
+def test_importance_is_measured_on_texts_from_every_part_of_the_data() -> None:
+    # training texts come file by file: the first 1,024 of the real sets hold no GSM8K at all
+    texts = [f"chat {i}" for i in range(3000)] + [f"maths {i}" for i in range(7000)]
+    sample = evenly_spaced(texts, 1024)
+    chosen = set(sample)
+    assert len(sample) == 1024 == len(chosen)
+    assert sample[0] == "chat 0" and sample == [t for t in texts if t in chosen]
+    assert sum(t.startswith("maths") for t in sample) in range(710, 720)
+    assert evenly_spaced(texts[:5], 1024) == texts[:5]
 
 
 def test_pruning_to_as_many_units_or_more_is_an_error(tiny_models: Path) -> None:
