@@ -4,9 +4,9 @@
     .venv/bin/python benchmarks/distill_embedder.py --retrain  # train again from scratch
     .venv/bin/python benchmarks/distill_embedder.py --retrain --name minilm-l2-ffn1024 \
         --set ffn_size=1024                                    # a variant, in its own folder
-    .venv/bin/python benchmarks/distill_embedder.py --retrain --name minilm-l3-ffn640 \
+    .venv/bin/python benchmarks/distill_embedder.py --retrain --name minilm-l3-p576e \
         --student models/minilm-l3 --set student_layers=null \
-        --set "layer_map={3: 6}" --set ffn_size=640             # prune a trained student further
+        --set "layer_map={3: 6}" --set ffn_size=576             # prune a trained student further
 
 Training goes through a job spec and ``distillguard distill run`` (the licence gate, obligations and
 provenance included). The student is written to ``models/minilm-l2-distilled`` (git-ignored), or
