@@ -16,6 +16,14 @@ from distill.models import feed_forward_importance, prune_feed_forward
 from tests.distill import tiny
 
 Workdir = Callable[..., Path]
+# a 2-layer student of the tiny 4-layer teacher, trained on its pooled embeddings
+_TWO_LAYERS = {
+    "student_layers": [0, 3],
+    "embedding_loss": "cosine",
+    "batch_size": 8,
+    "learning_rate": 5e-3,
+    "eval_fraction": 0.0,
+}
 
 
 def _batches(tokenizer: object, texts: list[str]) -> list[dict[str, torch.Tensor]]:
@@ -73,15 +81,7 @@ def test_llama_layers_are_refused_with_the_layer_type(tiny_models: Path) -> None
 
 def test_a_pruned_student_trains_saves_and_reloads_at_its_size(workdir: Workdir) -> None:
     folder = workdir("bert-teacher", "bert-teacher")
-    hp = {
-        "student_layers": [0, 3],
-        "ffn_size": 40,
-        "embedding_loss": "cosine",
-        "batch_size": 8,
-        "epochs": 2,
-        "learning_rate": 5e-3,
-        "eval_fraction": 0.0,
-    }
+    hp = {**_TWO_LAYERS, "ffn_size": 40, "epochs": 2}
     record = run_job(tiny.job(folder, hyperparameters=hp), device="cpu").provenance
     assert record["hyperparameters"]["ffn_size"] == 40
     student = AutoModel.from_pretrained(str(folder / "out"))
@@ -95,14 +95,7 @@ def test_a_trained_student_is_the_base_of_a_second_pruning_job(workdir: Workdir)
     # the embedder benchmark's --student: distil a 2-layer student, then prune it further and
     # distil again from the same teacher; the gate reads the first student's own licence
     folder = workdir("bert-teacher", "bert-teacher")
-    hp = {
-        "student_layers": [0, 3],
-        "embedding_loss": "cosine",
-        "batch_size": 8,
-        "epochs": 1,
-        "learning_rate": 5e-3,
-        "eval_fraction": 0.0,
-    }
+    hp = {**_TWO_LAYERS, "epochs": 1}
     run_job(tiny.job(folder, hyperparameters=hp), device="cpu")
     second = {**hp, "student_layers": None, "ffn_size": 24, "layer_map": {2: 4}}
     path = tiny.job(folder, student="out", output_dir="out-pruned", hyperparameters=second)
