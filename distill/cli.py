@@ -112,4 +112,5 @@ def methods_command() -> None:
     for name, entry in METHODS.items():
         typer.echo(f"{name}: {entry.summary}")
         for field, info in entry.config.model_fields.items():
-            typer.echo(f"  {field} (default {info.default!r}): {info.description}")
+            default = info.get_default(call_default_factory=True)  # layer_map's {} as {}
+            typer.echo(f"  {field} (default {default!r}): {info.description}")

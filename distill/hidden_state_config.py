@@ -24,6 +24,18 @@ class HiddenStateConfig(TrainConfig):
         "layers), keeping those with the largest mean activation x output-weight norm on the "
         "training texts: a faster student, at some cost the distillation then recovers",
     )
+    prune_until: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="with ffn_size: reach it gradually over this share of the training steps, "
+        "masking the least important units in prune_rounds rounds on a cubic schedule (most at "
+        "first) with importance measured again each round, so the student adapts as it shrinks; "
+        "it is cut to size when saved. 0 prunes once, before training",
+    )
+    prune_rounds: int = Field(
+        8, ge=1, description="masking rounds of a gradual prune (prune_until above 0)"
+    )
     layer_map: dict[int, int] = Field(
         default_factory=dict,
         description="student hidden-state index -> teacher hidden-state index (0 = embeddings)",
@@ -87,6 +99,8 @@ class HiddenStateConfig(TrainConfig):
                 raise ValueError("student_layers must name at least one layer")
             if any(i < 0 for i in self.student_layers):
                 raise ValueError(f"student_layers must be >= 0, got {self.student_layers}")
+        if self.prune_until > 0 and self.ffn_size is None:
+            raise ValueError("prune_until needs ffn_size: the size to prune the student to")
         for s, t in self.layer_map.items():
             if s < 0 or t < 0:
                 raise ValueError(f"layer_map indices must be >= 0, got {s}: {t}")

@@ -17,12 +17,15 @@ from transformers import AutoConfig, AutoModel
 
 from distill.exceptions import DistillError
 from distill.hidden_state_config import HiddenStateConfig
+from distill.loop import total_steps
 from distill.losses import hidden_cosine, hidden_mse, mean_pool
 from distill.models import (
+    FeedForwardMasks,
     feed_forward_importance,
     keep_layers,
     load_tokenizer,
     prune_feed_forward,
+    prune_schedule,
     same_tokenizer,
     student_config,
     tokenizer_dir,
@@ -82,8 +85,15 @@ class HiddenStateTrainer:
             keep_layers(self.student, cfg.student_layers)
         self.student.to(ctx.device)
         self.texts = self._training_texts()
-        if cfg.ffn_size is not None:
-            self._prune(cfg.ffn_size)
+        self.masks: FeedForwardMasks | None = None
+        if cfg.ffn_size is not None and cfg.prune_until > 0:
+            self.masks = FeedForwardMasks(self.student, cfg.ffn_size)
+            total = total_steps(cfg, len(self.texts))[1]
+            self.schedule = prune_schedule(
+                self.masks.units, cfg.ffn_size, total, cfg.prune_until, cfg.prune_rounds
+            )
+        elif cfg.ffn_size is not None:
+            prune_feed_forward(self.student, cfg.ffn_size, self._importance())
         if cfg.freeze_embeddings:
             embeddings = getattr(self.student, "embeddings", None)
             if not isinstance(embeddings, nn.Module):
@@ -108,15 +118,26 @@ class HiddenStateTrainer:
             # with a layer map the teacher runs on every batch anyway and pools its own target
             self.targets = self._cached_teacher_embeddings()
 
-    def _prune(self, size: int) -> None:
-        """Prune the student's feed-forward blocks by their importance on training texts, drawn
-        evenly from all of them (the first ones would be the first data files' alone)."""
+    def _importance(self) -> list[Tensor]:
+        """The importance of the student's feed-forward units on training texts, drawn evenly
+        from all of them (the first ones would be the first data files' alone)."""
         texts = sorted(evenly_spaced(self.texts, _PRUNE_TEXTS), key=len)
         chunks = range(0, len(texts), _ENCODE_BATCH)
         batches = (self._tokens(texts[i : i + _ENCODE_BATCH]) for i in chunks)
         self.student.eval()
-        prune_feed_forward(self.student, size, feed_forward_importance(self.student, batches))
+        with torch.no_grad():
+            importance = feed_forward_importance(self.student, batches)
         self.student.train()
+        return importance
+
+    def _prune_round(self) -> None:
+        """Before each step of a gradual prune: mask units down to the size the schedule sets
+        for this step (importance measured on the masked student as it is now)."""
+        assert self.masks is not None
+        done = self.masks.tick()
+        due = [size for step, size in self.schedule if step <= done]
+        if due and due[-1] < self.masks.kept():
+            self.masks.keep(due[-1], self._importance())
 
     def _training_texts(self) -> list[str]:
         """The prompts of the training records, or with ``train_texts: records`` every text of
@@ -175,7 +196,8 @@ class HiddenStateTrainer:
         return embeddings
 
     def trainable(self) -> dict[str, nn.Module]:
-        return {"student": self.student, "projection": self.projection}
+        modules = {"student": self.student, "projection": self.projection}
+        return modules | ({"ffn_masks": self.masks} if self.masks is not None else {})
 
     def example_lengths(self) -> list[int]:
         if self._lengths is None:
@@ -217,6 +239,8 @@ class HiddenStateTrainer:
 
     def loss(self, indices: list[int]) -> tuple[Tensor, dict[str, float]]:
         cfg = self.config
+        if self.masks is not None:
+            self._prune_round()
         texts, changed = self._crop([self.texts[i] for i in indices])
         if cfg.word_substitution > 0:
             texts, substituted = self._substitute(texts)
@@ -230,6 +254,8 @@ class HiddenStateTrainer:
                 teacher = self.teacher(**batch, output_hidden_states=bool(cfg.layer_map))
         total = torch.zeros((), device=self.ctx.device)
         metrics: dict[str, float] = {}
+        if self.masks is not None:
+            metrics["ffn_units"] = float(self.masks.kept())
         if cfg.embedding_loss != "none":
             pooled = self.projection(mean_pool(out.last_hidden_state, mask))
             if teacher is not None:
@@ -268,6 +294,9 @@ class HiddenStateTrainer:
         }
 
     def save_student(self, directory: Path) -> None:
+        if self.masks is not None:  # a gradual prune: cut the student to the units it kept
+            self.masks.cut(self.student)
+            self.masks = None
         for name, value in self._base_dropout.items():  # the training override is not kept
             setattr(self.student.config, name, value)
         self.student.save_pretrained(str(directory))

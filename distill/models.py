@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
@@ -172,10 +173,7 @@ def prune_feed_forward(model: nn.Module, size: int, importance: list[Tensor]) ->
     for layer, scores in zip(_layer_list(model), importance, strict=True):
         _, up, down = _feed_forward(layer)
         if size >= up.out_features:
-            raise DistillError(
-                f"ffn_size {size}: the layers have {up.out_features} feed-forward units; "
-                "pruning needs fewer"
-            )
+            raise _too_few_units(size, up.out_features)
         keep = torch.topk(scores, size).indices.sort().values
         device, dtype = up.weight.device, up.weight.dtype
         new_up = nn.Linear(
@@ -194,6 +192,90 @@ def prune_feed_forward(model: nn.Module, size: int, importance: list[Tensor]) ->
         layer.intermediate.dense = new_up  # type: ignore[union-attr]
         layer.output.dense = new_down  # type: ignore[union-attr]
     model.config.intermediate_size = size  # type: ignore[union-attr]
+
+
+def _too_few_units(size: int, units: int) -> DistillError:
+    return DistillError(
+        f"ffn_size {size}: the layers have {units} feed-forward units; pruning needs fewer"
+    )
+
+
+def prune_schedule(
+    units: int, size: int, total: int, until: float, rounds: int
+) -> list[tuple[int, int]]:
+    """``(step, units kept from that step on)`` of each round of a gradual prune from ``units``
+    to ``size`` within the first ``until`` share of ``total`` steps. The sizes follow a cubic
+    (Zhu and Gupta, 2017): most units go in the first rounds, while the most steps are left to
+    adapt to their loss, and the last rounds take few. The first round is at step 0."""
+    return [
+        (
+            int(r * until * total / rounds),
+            units - round((units - size) * (1 - (1 - (r + 1) / rounds) ** 3)),
+        )
+        for r in range(rounds)
+    ]
+
+
+class FeedForwardMasks(nn.Module):
+    """A 0/1 mask over the feed-forward units of each BERT-style layer of ``model``, applied to
+    the activations by forward hooks, so training the masked model trains the pruned one. The
+    masks and the count of steps taken are buffers: a checkpoint keeps them, and a resumed run
+    masks alike. :meth:`cut` prunes the model to the units left and removes the hooks."""
+
+    def __init__(self, model: nn.Module, size: int) -> None:
+        super().__init__()
+        blocks = [_feed_forward(layer) for layer in _layer_list(model)]
+        self.units = blocks[0][1].out_features
+        if size >= self.units:
+            raise _too_few_units(size, self.units)
+        self.size = size
+        device = blocks[0][1].weight.device
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long, device=device))
+        self._handles: list[RemovableHandle] = []
+        for i, (block, up, _) in enumerate(blocks):
+            self.register_buffer(f"mask{i}", torch.ones(up.out_features, device=device))
+            self._handles.append(block.register_forward_hook(self._hook(i)))
+
+    def _mask(self, index: int) -> Tensor:
+        return self.get_buffer(f"mask{index}")
+
+    def tick(self) -> int:
+        """Count a training step; returns the steps taken before it."""
+        steps = self.get_buffer("steps")
+        done = int(steps)
+        steps += 1
+        return done
+
+    def _hook(self, index: int) -> Callable[[nn.Module, Any, Tensor], Tensor]:
+        def apply(_module: nn.Module, _inputs: Any, output: Tensor) -> Tensor:
+            return output * self._mask(index).to(output.dtype)
+
+        return apply
+
+    def kept(self) -> int:
+        """Units each layer keeps now."""
+        return int(self._mask(0).sum())
+
+    def keep(self, size: int, importance: list[Tensor]) -> None:
+        """Mask all but the ``size`` most important units of each layer still unmasked."""
+        for i, scores in enumerate(importance):
+            mask = self._mask(i)
+            scores = scores.to(mask.device).masked_fill(mask == 0, float("-inf"))
+            mask.zero_()
+            mask[torch.topk(scores, size).indices] = 1.0
+
+    def cut(self, model: nn.Module) -> None:
+        """Prune ``model`` to the unmasked units (the final size) and stop masking."""
+        if self.kept() != self.size:
+            raise DistillError(
+                f"gradual prune: {self.kept()} feed-forward units are unmasked, not ffn_size "
+                f"{self.size}; the prune schedule did not finish"
+            )
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        masks = [self._mask(i).detach().cpu() for i in range(len(_layer_list(model)))]
+        prune_feed_forward(model, self.size, masks)
 
 
 _STACKS = ("encoder.layer", "model.layers", "transformer.h", "layers", "h")

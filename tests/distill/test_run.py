@@ -391,12 +391,7 @@ def test_stop_and_resume_finishes_like_an_uninterrupted_run(
 
     straight = tiny.job(folder, hyperparameters=hp, output_dir="straight")
     run_job(straight, device="cpu")
-    from safetensors.torch import load_file
-
-    a = load_file(str(folder / "out" / "model.safetensors"))
-    b = load_file(str(folder / "straight" / "model.safetensors"))
-    assert a.keys() == b.keys()
-    assert all(float((a[k] - b[k]).abs().max()) < 1e-5 for k in a)
+    tiny.assert_same_weights(folder / "out", folder / "straight")
 
 
 def test_resume_without_checkpoint_and_finished_output_are_errors(workdir: Workdir) -> None:
@@ -466,4 +461,6 @@ def test_methods_command_lists_every_method_and_its_options() -> None:
     assert result.exit_code == 0, result.output
     for name in ("logit:", "hidden_state:", "output:", "reasoning_trace:"):
         assert name in result.output
-    assert "top_k (default 20)" in result.output and "layer_map" in result.output
+    assert "top_k (default 20)" in result.output and "layer_map (default {})" in result.output
+    assert "Undefined" not in result.output
+    assert "prune_until (default 0.0)" in result.output

@@ -121,3 +121,13 @@ def job(folder: Path, **fields: Any) -> Path:
     path = folder / "job.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
     return path
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    """The two saved models hold the same tensors (to float32 rounding)."""
+    from safetensors.torch import load_file
+
+    left = load_file(str(a / "model.safetensors"))
+    right = load_file(str(b / "model.safetensors"))
+    assert left.keys() == right.keys()
+    assert all(float((left[k] - right[k]).abs().max()) < 1e-5 for k in left)
