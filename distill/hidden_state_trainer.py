@@ -85,7 +85,8 @@ class HiddenStateTrainer:
             keep_layers(self.student, cfg.student_layers)
         self.student.to(ctx.device)
         self.texts = self._training_texts()
-        self.masks: FeedForwardMasks | None = None
+        self.masks: FeedForwardMasks | None = None  # a gradual prune's masks and schedule
+        self.schedule: list[tuple[int, int]] = []
         if cfg.ffn_size is not None and cfg.prune_until > 0:
             self.masks = FeedForwardMasks(self.student, cfg.ffn_size)
             total = total_steps(cfg, len(self.texts))[1]
