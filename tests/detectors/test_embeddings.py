@@ -14,6 +14,7 @@ from detectors.embeddings import (
     embed_and_cache,
     load_embedder,
     missing_embeddings,
+    model_name,
     resolve_device,
     resolve_precision,
 )
@@ -42,6 +43,29 @@ def test_embeddings_are_cached_by_prompt_hash(tmp_path: Path) -> None:
     similar = float(vectors[1] @ vectors[2])  # the two speed problems
     unrelated = float(vectors[1] @ vectors[0])  # a speed problem and the poem
     assert similar > unrelated + 0.2
+
+
+def test_a_model_is_cached_under_its_content_not_only_its_folder_name(tmp_path: Path) -> None:
+    import shutil
+
+    from detectors.embeddings import default_model_path
+
+    assert model_name(None) == "all-MiniLM-L6-v2"
+    first, second = tmp_path / "a" / "student", tmp_path / "b" / "student"
+    shutil.copytree(default_model_path(), first)
+    shutil.copytree(default_model_path(), second)
+    name = model_name(first)
+    assert name.startswith("student@") and model_name(second) == name  # same model, same vectors
+    (first / "run").mkdir()
+    (first / "run" / "metrics.jsonl").write_text("{}\n")  # a job's run folder is not the model
+    (first / "README.md").write_text("a new card")
+    assert model_name(first) == name
+    weights = next(first.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\x01")  # retrained in place
+    assert model_name(first) not in (name, "student")
+    assert load_embedder(second, "cpu", batch_size=8, max_seq_length=64).name == name
+    with pytest.raises(ModelUnavailable, match="no sentence-transformers model directory"):
+        model_name(tmp_path / "nowhere")
 
 
 def test_leader_clustering_in_order() -> None:
