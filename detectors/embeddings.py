@@ -159,9 +159,11 @@ def load_embedder(
     batch_size: int,
     max_seq_length: int,
     precision: str = "auto",
+    name: str | None = None,
 ) -> Embedder:
     """Load a local model (default: the bundled one) on ``device`` in ``precision`` (see
-    :func:`resolve_precision`)."""
+    :func:`resolve_precision`); ``name`` is its :func:`model_name` where the caller has it (that
+    hashes the model's files)."""
     precision = resolve_precision(precision, device)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -183,7 +185,7 @@ def load_embedder(
     if precision == "float16":
         model.half()
     model.max_seq_length = min(max_seq_length, model.max_seq_length or max_seq_length)
-    return Embedder(model_name(model_path), device, batch_size, model, precision)
+    return Embedder(name or model_name(model_path), device, batch_size, model, precision)
 
 
 def missing_embeddings(wh: Warehouse, hashes: Sequence[str], model: str) -> list[str]:

@@ -211,6 +211,7 @@ def _run(
                     batch_size=rules.embeddings.batch_size,
                     max_seq_length=rules.embeddings.max_seq_length,
                     precision=precision,
+                    name=model,
                 )
             )
         return loaded_models[0]
