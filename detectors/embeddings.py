@@ -172,8 +172,11 @@ def load_embedder(
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as transformers_logging
 
+    from distillguard.encoders import register
+
     transformers_logging.set_verbosity_error()
     transformers_logging.disable_progress_bar()
+    register()  # a student whose attention heads distill pruned
 
     try:
         model = SentenceTransformer(str(path), device=device, local_files_only=True)

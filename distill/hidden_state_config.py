@@ -24,6 +24,14 @@ class HiddenStateConfig(TrainConfig):
         "layers), keeping those with the largest mean activation x output-weight norm on the "
         "training texts: a faster student, at some cost the distillation then recovers",
     )
+    attention_heads: int | None = Field(
+        None,
+        gt=0,
+        description="prune every student layer's attention to this many heads (BERT encoders), "
+        "keeping those whose output adds the most on the training texts; heads keep their size, "
+        "so the student saves as a distillguard pruned BERT (per-layer sizes), which "
+        "distillguard's tools load. Pruned once, before ffn_size's prune and training",
+    )
     prune_until: float = Field(
         0.0,
         ge=0,

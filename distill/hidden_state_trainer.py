@@ -9,6 +9,7 @@ import math
 import re
 import shutil
 from collections import Counter
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
@@ -21,9 +22,11 @@ from distill.loop import total_steps
 from distill.losses import hidden_cosine, hidden_mse, mean_pool
 from distill.models import (
     FeedForwardMasks,
+    attention_importance,
     feed_forward_importance,
     keep_layers,
     load_tokenizer,
+    prune_attention_heads,
     prune_feed_forward,
     prune_schedule,
     same_tokenizer,
@@ -31,11 +34,13 @@ from distill.models import (
     tokenizer_dir,
 )
 from distill.trainer import JobContext
+from distillguard.encoders import PrunedBertModel, layer_sizes, register
 
 _SENTENCE_FILES = ("modules.json", "sentence_bert_config.json", "config_sentence_transformers.json")
 _ENCODE_BATCH = 64
 _MIN_CROP_WORDS = 6
 _PRUNE_TEXTS = 1024
+Importance = Callable[[nn.Module, Iterable[dict[str, Tensor]]], list[Tensor]]
 
 
 def evenly_spaced(items: list[str], n: int) -> list[str]:
@@ -55,6 +60,7 @@ class HiddenStateTrainer:
     def prepare(self) -> None:
         ctx, cfg = self.ctx, self.config
         torch.manual_seed(cfg.seed)
+        register()  # a pruned student (or teacher) is a distillguard pruned BERT
         self.tokenizer = load_tokenizer(tokenizer_dir(ctx.student, ctx.teacher))
         teacher_tok = load_tokenizer(ctx.teacher)
         same_tokenizer(teacher_tok, self.tokenizer, "hidden-state")
@@ -87,6 +93,9 @@ class HiddenStateTrainer:
         self.texts = self._training_texts()
         self.masks: FeedForwardMasks | None = None  # a gradual prune's masks and schedule
         self.schedule: list[tuple[int, int]] = []
+        if cfg.attention_heads is not None:
+            importance = self._importance(attention_importance)
+            self.student = prune_attention_heads(self.student, cfg.attention_heads, importance)
         if cfg.ffn_size is not None and cfg.prune_until > 0:
             self.masks = FeedForwardMasks(self.student, cfg.ffn_size)
             total = total_steps(cfg, len(self.texts))[1]
@@ -94,7 +103,9 @@ class HiddenStateTrainer:
                 self.masks.units, cfg.ffn_size, total, cfg.prune_until, cfg.prune_rounds
             )
         elif cfg.ffn_size is not None:
-            prune_feed_forward(self.student, cfg.ffn_size, self._importance())
+            prune_feed_forward(
+                self.student, cfg.ffn_size, self._importance(feed_forward_importance)
+            )
         if cfg.freeze_embeddings:
             embeddings = getattr(self.student, "embeddings", None)
             if not isinstance(embeddings, nn.Module):
@@ -119,15 +130,16 @@ class HiddenStateTrainer:
             # with a layer map the teacher runs on every batch anyway and pools its own target
             self.targets = self._cached_teacher_embeddings()
 
-    def _importance(self) -> list[Tensor]:
-        """The importance of the student's feed-forward units on training texts, drawn evenly
-        from all of them (the first ones would be the first data files' alone)."""
+    def _importance(self, measure: Importance) -> list[Tensor]:
+        """The importance of the student's units (``measure``: feed-forward units or attention
+        heads) on training texts, drawn evenly from all of them (the first ones would be the
+        first data files' alone)."""
         texts = sorted(evenly_spaced(self.texts, _PRUNE_TEXTS), key=len)
         chunks = range(0, len(texts), _ENCODE_BATCH)
         batches = (self._tokens(texts[i : i + _ENCODE_BATCH]) for i in chunks)
         self.student.eval()
         with torch.no_grad():
-            importance = feed_forward_importance(self.student, batches)
+            importance = measure(self.student, batches)
         self.student.train()
         return importance
 
@@ -138,7 +150,7 @@ class HiddenStateTrainer:
         done = self.masks.tick()
         due = [size for step, size in self.schedule if step <= done]
         if due and due[-1] < self.masks.kept():
-            self.masks.keep(due[-1], self._importance())
+            self.masks.keep(due[-1], self._importance(feed_forward_importance))
 
     def _training_texts(self) -> list[str]:
         """The prompts of the training records, or with ``train_texts: records`` every text of
@@ -300,6 +312,9 @@ class HiddenStateTrainer:
             self.masks = None
         for name, value in self._base_dropout.items():  # the training override is not kept
             setattr(self.student.config, name, value)
+        if isinstance(self.student, PrunedBertModel):  # layers kept or pruned since it loaded
+            config = self.student.config
+            config.layer_heads, config.layer_ffn_sizes = layer_sizes(self.student)
         self.student.save_pretrained(str(directory))
         self.tokenizer.save_pretrained(str(directory))
         if not isinstance(self.projection, nn.Identity):

@@ -6,6 +6,7 @@ transformers.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable, Iterable
@@ -19,12 +20,14 @@ from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
     AutoTokenizer,
+    BertModel,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
 from transformers.utils import logging as hf_logging
 
 from distill.exceptions import DeviceError, DistillError, VocabularyMismatch
+from distillguard.encoders import as_pruned_bert
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 hf_logging.disable_progress_bar()
@@ -138,22 +141,31 @@ def _feed_forward(layer: nn.Module) -> tuple[nn.Module, nn.Linear, nn.Linear]:
     return block, up, down
 
 
+Measure = Callable[[Tensor, Tensor], Tensor]
+
+
 @torch.inference_mode()
-def feed_forward_importance(model: nn.Module, batches: Iterable[dict[str, Tensor]]) -> list[Tensor]:
-    """Per layer, each feed-forward unit's mean absolute activation over real tokens times the
-    norm of its output weights: what removing the unit would take from the layer's output."""
-    stack = _layer_list(model)
-    sums = [torch.zeros(_feed_forward(layer)[1].out_features) for layer in stack]
+def _unit_importance(
+    model: nn.Module,
+    batches: Iterable[dict[str, Tensor]],
+    probes: list[tuple[nn.Module, Measure]],
+) -> list[Tensor]:
+    """Per ``(module, measure)`` (one per layer), ``measure(input, output)`` of the module
+    (batch x tokens x units) averaged over the real tokens of ``batches``."""
+    sums: list[Tensor | None] = [None] * len(probes)
     mask: list[Tensor] = []
 
-    def hook(index: int) -> Callable[[nn.Module, Any, Tensor], None]:
-        def add(_module: nn.Module, _inputs: Any, output: Tensor) -> None:
-            sums[index] += (output.abs() * mask[0].unsqueeze(-1)).sum((0, 1)).float().cpu()
+    def hook(index: int, measure: Measure) -> Callable[[nn.Module, Any, Tensor], None]:
+        def add(_module: nn.Module, inputs: Any, output: Tensor) -> None:
+            scores = measure(inputs[0], output) * mask[0].unsqueeze(-1)
+            total = scores.sum((0, 1)).float().cpu()
+            current = sums[index]
+            sums[index] = total if current is None else current + total
 
         return add
 
     handles = [
-        _feed_forward(layer)[0].register_forward_hook(hook(i)) for i, layer in enumerate(stack)
+        module.register_forward_hook(hook(i, measure)) for i, (module, measure) in enumerate(probes)
     ]
     tokens = 0
     try:
@@ -164,8 +176,109 @@ def feed_forward_importance(model: nn.Module, batches: Iterable[dict[str, Tensor
     finally:
         for handle in handles:
             handle.remove()
-    downs = [_feed_forward(layer)[2].weight.detach().float().cpu() for layer in stack]
-    return [s / max(tokens, 1) * down.norm(dim=0) for s, down in zip(sums, downs, strict=True)]
+    if any(s is None for s in sums):
+        raise DistillError("no training texts to measure the importance of units on")
+    return [s / max(tokens, 1) for s in sums if s is not None]
+
+
+def feed_forward_importance(model: nn.Module, batches: Iterable[dict[str, Tensor]]) -> list[Tensor]:
+    """Per layer, each feed-forward unit's mean absolute activation over real tokens times the
+    norm of its output weights: what removing the unit would take from the layer's output."""
+    blocks = [_feed_forward(layer) for layer in _layer_list(model)]
+    means = _unit_importance(
+        model, batches, [(block, lambda _x, out: out.abs()) for block, _, _ in blocks]
+    )
+    downs = [down.weight.detach().float().cpu() for _, _, down in blocks]
+    return [m * down.norm(dim=0) for m, down in zip(means, downs, strict=True)]
+
+
+_QKV = ("query", "key", "value")
+
+
+def _attention(layer: nn.Module) -> tuple[Any, nn.Linear]:
+    """A BERT layer's self-attention (query, key, value, head count and size) and its output
+    projection."""
+    attention = getattr(layer, "attention", None)
+    heads = getattr(attention, "self", None)
+    out = getattr(getattr(attention, "output", None), "dense", None)
+    if (
+        heads is None
+        or not isinstance(out, nn.Linear)
+        or not all(isinstance(getattr(heads, n, None), nn.Linear) for n in _QKV)
+        or not isinstance(getattr(heads, "attention_head_size", None), int)
+    ):
+        raise DistillError(
+            f"attention_heads: pruning heads needs BERT layers (attention.self.query/key/value, "
+            f"attention.output.dense); {type(layer).__name__} has none"
+        )
+    return heads, out
+
+
+def _head_contribution(weight: Tensor, head_size: int, context: Tensor, _out: Tensor) -> Tensor:
+    """Per token, the norm of what each head adds through the output projection ``weight``
+    (hidden x heads * head size) to the attention output."""
+    per_head = context.unflatten(-1, (-1, head_size))
+    weights = weight.unflatten(-1, (-1, head_size))
+    return torch.einsum("bthd,ohd->btho", per_head, weights).norm(dim=-1)
+
+
+def attention_importance(model: nn.Module, batches: Iterable[dict[str, Tensor]]) -> list[Tensor]:
+    """Per layer, each attention head's mean contribution to the layer's attention output: the
+    norm of what the head adds through the output projection, over real tokens."""
+    probes: list[tuple[nn.Module, Measure]] = []
+    for layer in _layer_list(model):
+        heads, out = _attention(layer)
+        size = int(heads.attention_head_size)
+        probes.append((out, functools.partial(_head_contribution, out.weight, size)))
+    return _unit_importance(model, batches, probes)
+
+
+def prune_attention_heads(model: nn.Module, size: int, importance: list[Tensor]) -> nn.Module:
+    """Keep the ``size`` most important attention heads of every layer of a BERT encoder. Stock
+    BERT has one head count for all layers and ties it to the head size, so the result is a
+    :class:`~distillguard.encoders.PrunedBertModel` (same weights), which saves and loads."""
+    if not isinstance(model, BertModel):
+        raise DistillError(
+            f"attention_heads: pruning heads needs a BERT encoder; the student is "
+            f"{type(model).__name__}"
+        )
+    for layer, scores in zip(_layer_list(model), importance, strict=True):
+        heads, out = _attention(layer)
+        if size >= int(heads.num_attention_heads):
+            raise DistillError(
+                f"attention_heads {size}: the layers have {heads.num_attention_heads} heads; "
+                f"pruning needs fewer"
+            )
+        width = int(heads.attention_head_size)
+        kept = torch.topk(scores, size).indices.sort().values
+        rows = (kept.unsqueeze(1) * width + torch.arange(width)).flatten().to(out.weight.device)
+        for name in _QKV:
+            setattr(heads, name, _slice_linear(getattr(heads, name), rows=rows))
+        heads.num_attention_heads, heads.all_head_size = size, size * width
+        layer.attention.output.dense = _slice_linear(out, columns=rows)  # type: ignore[union-attr]
+    return as_pruned_bert(model)
+
+
+def _slice_linear(
+    linear: nn.Linear, *, rows: Tensor | None = None, columns: Tensor | None = None
+) -> nn.Linear:
+    """``linear`` keeping only these output ``rows`` or input ``columns`` of its weight."""
+    weight = linear.weight.detach()
+    weight = weight[rows] if rows is not None else weight
+    weight = weight[:, columns] if columns is not None else weight
+    new = nn.Linear(
+        weight.shape[1],
+        weight.shape[0],
+        bias=linear.bias is not None,
+        device=weight.device,
+        dtype=weight.dtype,
+    )
+    with torch.no_grad():
+        new.weight.copy_(weight)
+        if linear.bias is not None:
+            bias = linear.bias.detach()
+            new.bias.copy_(bias[rows] if rows is not None else bias)
+    return new
 
 
 def prune_feed_forward(model: nn.Module, size: int, importance: list[Tensor]) -> None:
@@ -174,23 +287,9 @@ def prune_feed_forward(model: nn.Module, size: int, importance: list[Tensor]) ->
         _, up, down = _feed_forward(layer)
         if size >= up.out_features:
             raise _too_few_units(size, up.out_features)
-        keep = torch.topk(scores, size).indices.sort().values
-        device, dtype = up.weight.device, up.weight.dtype
-        new_up = nn.Linear(
-            up.in_features, size, bias=up.bias is not None, device=device, dtype=dtype
-        )
-        new_down = nn.Linear(
-            size, down.out_features, bias=down.bias is not None, device=device, dtype=dtype
-        )
-        with torch.no_grad():
-            new_up.weight.copy_(up.weight[keep])
-            new_down.weight.copy_(down.weight[:, keep])
-            if up.bias is not None:
-                new_up.bias.copy_(up.bias[keep])
-            if down.bias is not None:
-                new_down.bias.copy_(down.bias)
-        layer.intermediate.dense = new_up  # type: ignore[union-attr]
-        layer.output.dense = new_down  # type: ignore[union-attr]
+        keep = torch.topk(scores, size).indices.sort().values.to(up.weight.device)
+        layer.intermediate.dense = _slice_linear(up, rows=keep)  # type: ignore[union-attr]
+        layer.output.dense = _slice_linear(down, columns=keep)  # type: ignore[union-attr]
     model.config.intermediate_size = size  # type: ignore[union-attr]
 
 

@@ -62,6 +62,7 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tiny-models")
     tiny.bert(root / "bert-teacher", hidden=32, layers=4)
     tiny.bert(root / "bert-student", hidden=16, layers=2, seed=1)
+    tiny.bert(root / "bert-4-heads", hidden=32, layers=4, seed=2, heads=4)
     tiny.llama(root / "llama-teacher", hidden=32, layers=2)
     tiny.llama(root / "llama-student", hidden=16, layers=1, vocab_pad=6, seed=1)
     tiny.llama(root / "llama-other-tokenizer", hidden=16, layers=1, seed=2)

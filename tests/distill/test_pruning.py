@@ -26,14 +26,7 @@ from distill.models import (
 from tests.distill import tiny
 
 Workdir = Callable[..., Path]
-# a 2-layer student of the tiny 4-layer teacher, trained on its pooled embeddings
-_TWO_LAYERS = {
-    "student_layers": [0, 3],
-    "embedding_loss": "cosine",
-    "batch_size": 8,
-    "learning_rate": 5e-3,
-    "eval_fraction": 0.0,
-}
+_TWO_LAYERS = tiny.TWO_LAYERS
 
 
 def _batches(tokenizer: object, texts: list[str]) -> list[dict[str, torch.Tensor]]:

