@@ -7,6 +7,9 @@
     .venv/bin/python benchmarks/distill_embedder.py --retrain --name minilm-l3-p576e \
         --student models/minilm-l3 --set student_layers=null \
         --set "layer_map={3: 6}" --set ffn_size=576             # prune a trained student further
+    .venv/bin/python benchmarks/distill_embedder.py --retrain --name minilm-l3-h10f720 \
+        --student models/minilm-l3 --set student_layers=null --set "layer_map={3: 6}" \
+        --set attention_heads=10 --set ffn_size=720             # fewer heads, more units
     .venv/bin/python benchmarks/distill_embedder.py --retrain --name minilm-l3-a \
         --set "student_layers=[0, 3, 5]" --set "layer_map={3: 6}" \
         --add-data awesome_chatgpt_prompts.csv=cc0-1.0          # more (CC0) chat prompts
