@@ -16,6 +16,7 @@ from typing import Any, cast
 
 from torch import nn
 from transformers import AutoConfig, AutoModel, BertConfig, BertModel
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 MODEL_TYPE = "distillguard-pruned-bert"
 
@@ -116,9 +117,9 @@ def as_pruned_bert(model: BertModel) -> PrunedBertModel:
 
 
 def register() -> None:
-    """Let ``AutoConfig``/``AutoModel`` (and sentence-transformers) load pruned BERT folders."""
-    try:
-        AutoConfig.register(MODEL_TYPE, PrunedBertConfig)
-    except ValueError:  # registered already (the call is idempotent for its callers)
+    """Let ``AutoConfig``/``AutoModel`` (and sentence-transformers) load pruned BERT folders;
+    once per process (later calls do nothing)."""
+    if MODEL_TYPE in CONFIG_MAPPING:
         return
+    AutoConfig.register(MODEL_TYPE, PrunedBertConfig)
     AutoModel.register(PrunedBertConfig, PrunedBertModel)
