@@ -27,7 +27,7 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from distill.exceptions import DeviceError, DistillError, VocabularyMismatch
-from distillguard.encoders import as_pruned_bert
+from distillguard.encoders import QKV, as_pruned_bert, resized
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 hf_logging.disable_progress_bar()
@@ -192,9 +192,6 @@ def feed_forward_importance(model: nn.Module, batches: Iterable[dict[str, Tensor
     return [m * down.norm(dim=0) for m, down in zip(means, downs, strict=True)]
 
 
-_QKV = ("query", "key", "value")
-
-
 def _attention(layer: nn.Module) -> tuple[Any, nn.Linear]:
     """A BERT layer's self-attention (query, key, value, head count and size) and its output
     projection."""
@@ -204,7 +201,7 @@ def _attention(layer: nn.Module) -> tuple[Any, nn.Linear]:
     if (
         heads is None
         or not isinstance(out, nn.Linear)
-        or not all(isinstance(getattr(heads, n, None), nn.Linear) for n in _QKV)
+        or not all(isinstance(getattr(heads, n, None), nn.Linear) for n in QKV)
         or not isinstance(getattr(heads, "attention_head_size", None), int)
     ):
         raise DistillError(
@@ -252,7 +249,7 @@ def prune_attention_heads(model: nn.Module, size: int, importance: list[Tensor])
         width = int(heads.attention_head_size)
         kept = torch.topk(scores, size).indices.sort().values
         rows = (kept.unsqueeze(1) * width + torch.arange(width)).flatten().to(out.weight.device)
-        for name in _QKV:
+        for name in QKV:
             setattr(heads, name, _slice_linear(getattr(heads, name), rows=rows))
         heads.num_attention_heads, heads.all_head_size = size, size * width
         layer.attention.output.dense = _slice_linear(out, columns=rows)  # type: ignore[union-attr]
@@ -266,13 +263,7 @@ def _slice_linear(
     weight = linear.weight.detach()
     weight = weight[rows] if rows is not None else weight
     weight = weight[:, columns] if columns is not None else weight
-    new = nn.Linear(
-        weight.shape[1],
-        weight.shape[0],
-        bias=linear.bias is not None,
-        device=weight.device,
-        dtype=weight.dtype,
-    )
+    new = resized(linear, out=weight.shape[0], into=weight.shape[1])
     with torch.no_grad():
         new.weight.copy_(weight)
         if linear.bias is not None:

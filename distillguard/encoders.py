@@ -19,6 +19,10 @@ from transformers import AutoConfig, AutoModel, BertConfig, BertModel
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 MODEL_TYPE = "distillguard-pruned-bert"
+QKV = ("query", "key", "value")  # a BERT self-attention's projections, one row block per head
+
+
+_SIZES = ("layer_heads", "layer_ffn_sizes")
 
 
 class PrunedBertConfig(BertConfig):
@@ -37,10 +41,7 @@ class PrunedBertConfig(BertConfig):
         super().__init__(**kwargs)
         self.layer_heads = list(layer_heads) if layer_heads is not None else None
         self.layer_ffn_sizes = list(layer_ffn_sizes) if layer_ffn_sizes is not None else None
-        for name, sizes in (
-            ("layer_heads", self.layer_heads),
-            ("layer_ffn_sizes", self.layer_ffn_sizes),
-        ):
+        for name, sizes in zip(_SIZES, (self.layer_heads, self.layer_ffn_sizes), strict=True):
             if sizes is not None and (
                 len(sizes) != self.num_hidden_layers or any(int(n) < 1 for n in sizes)
             ):
@@ -65,25 +66,22 @@ class PrunedBertModel(BertModel):
         for layer, n_heads, units in zip(layers, heads, ffn, strict=True):
             attention = layer.attention
             width = n_heads * head_size
-            for name in ("query", "key", "value"):
-                setattr(attention.self, name, _resized(getattr(attention.self, name), out=width))
+            for name in QKV:
+                setattr(attention.self, name, resized(getattr(attention.self, name), out=width))
             attention.self.num_attention_heads = n_heads
             attention.self.all_head_size = width
-            attention.output.dense = _resized(attention.output.dense, into=width)
-            layer.intermediate.dense = _resized(layer.intermediate.dense, out=units)
-            layer.output.dense = _resized(layer.output.dense, into=units)
+            attention.output.dense = resized(attention.output.dense, into=width)
+            layer.intermediate.dense = resized(layer.intermediate.dense, out=units)
+            layer.output.dense = resized(layer.output.dense, into=units)
         self.post_init()  # initialise the resized projections as BERT initialises its own
 
 
-def _resized(linear: nn.Linear, *, out: int | None = None, into: int | None = None) -> nn.Linear:
-    """An uninitialised linear layer like ``linear`` with ``out`` outputs or ``into`` inputs."""
-    out_features = linear.out_features if out is None else out
-    in_features = linear.in_features if into is None else into
-    if (out_features, in_features) == (linear.out_features, linear.in_features):
-        return linear
+def resized(linear: nn.Linear, *, out: int | None = None, into: int | None = None) -> nn.Linear:
+    """A new, uninitialised linear layer like ``linear`` (bias, device, dtype) with ``out``
+    outputs and/or ``into`` inputs."""
     return nn.Linear(
-        in_features,
-        out_features,
+        linear.in_features if into is None else into,
+        linear.out_features if out is None else out,
         bias=linear.bias is not None,
         device=linear.weight.device,
         dtype=linear.weight.dtype,
@@ -103,9 +101,9 @@ def as_pruned_bert(model: BertModel) -> PrunedBertModel:
     with the same weights, whose config records each layer's sizes, so it saves and loads."""
     heads, ffn = layer_sizes(model)
     values = model.config.to_dict()
-    for key in ("model_type", "architectures", "transformers_version", "layer_heads"):
+    # the sizes are the modules' now, not the old config's
+    for key in ("model_type", "architectures", "transformers_version", *_SIZES):
         values.pop(key, None)
-    values.pop("layer_ffn_sizes", None)  # the sizes are the modules' now, not the old config's
     config = PrunedBertConfig(layer_heads=heads, layer_ffn_sizes=ffn, **values)
     config._attn_implementation = model.config._attn_implementation
     pruned = PrunedBertModel(config, add_pooling_layer=model.pooler is not None)
