@@ -6,7 +6,7 @@ bad value is a :class:`JobSpecError` naming the field and the value.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -33,6 +33,12 @@ class TrainConfig(BaseModel):
     eval_fraction: float = Field(0.1, ge=0, lt=1, description="share held out for evaluation")
     checkpoint_every: int = Field(50, ge=1, description="steps between checkpoints")
     seed: int = Field(0, description="seed for initialisation, batching and dropout")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description="autocast of the training steps: auto is bf16 on CUDA (fp16 where bf16 is "
+        "unsupported) and fp32 on CPU; bf16 also on a CPU (faster where it has native bf16, "
+        "e.g. AVX512-BF16 or AMX); the weights and the optimiser stay fp32",
+    )
 
 
 C = TypeVar("C", bound=TrainConfig)

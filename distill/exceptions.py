@@ -9,6 +9,7 @@ DistillguardError
     ├── VocabularyMismatch      teacher and student tokenizers differ where the method needs one
     ├── CheckpointError         checkpoints missing, foreign or left by an earlier run
     ├── DeviceError             the requested device is not available
+    ├── ModelFolderError        a teacher or student folder cannot be loaded; names file and role
     └── JobInterrupted          training stopped early with a checkpoint written (exit 130)
 """
 
@@ -51,6 +52,10 @@ class CheckpointError(DistillError):
 
 class DeviceError(DistillError):
     """The requested device cannot be used."""
+
+
+class ModelFolderError(DistillError):
+    """A teacher or student folder (or student config file) is missing a file or holds a bad one."""
 
 
 class JobInterrupted(DistillError):

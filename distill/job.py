@@ -83,13 +83,19 @@ def run_job(
         raise DistillError(f"{out} already holds a finished student; choose another output_dir")
     if out.exists() and not resume and any(p.name != "run" for p in out.iterdir()):
         raise DistillError(f"{out} exists and is not empty; choose another output_dir")
+    from distill.models import autocast_dtype, check_model_source, file_sha256, resolve_device
+
+    torch_device = resolve_device(device)
+    dtype = autocast_dtype(torch_device, config.precision)
+    if not spec.teacher.startswith("api:"):
+        check_model_source(Path(spec.teacher), "teacher")
+    check_model_source(Path(spec.student), "student")
     run_dir.mkdir(parents=True, exist_ok=True)
 
     from distill import loop, provenance
-    from distill.models import file_sha256, resolve_device
     from distill.trainer import JobContext
 
-    ctx = JobContext(spec, train_set, eval_set, resolve_device(device), run_dir)
+    ctx = JobContext(spec, train_set, eval_set, torch_device, run_dir)
     trainer = METHODS[spec.method].build(ctx, config)
     trainer.prepare()
     fingerprint = hashlib.sha256(f"{job.sha256}:{data_sha256(examples)}".encode()).hexdigest()
@@ -127,6 +133,7 @@ def run_job(
             "seconds_this_run": round(result.seconds, 2),
             "last_loss": result.last_loss,
             "device": str(ctx.device),
+            "autocast": str(dtype).removeprefix("torch.") if dtype else "fp32",
             "train_examples": len(train_set),
             "eval_examples": len(eval_set),
             "data_sha256": data_sha256(examples),

@@ -3,8 +3,9 @@
 A method supplies a :class:`Method` (its modules, its loss on a batch of example indices). The
 loop orders batches from the seed and the epoch alone, and a checkpoint holds the trainable
 weights, the optimiser, the scheduler and the RNG state, so an interrupted run resumed with
-``--resume`` takes the same steps it would have taken without the interruption. On CUDA the
-loss runs under bf16 autocast (fp16 where bf16 is unsupported).
+``--resume`` takes the same steps it would have taken without the interruption. The loss runs
+under the autocast the ``precision`` hyperparameter names (by default bf16 on CUDA, fp16 where bf16
+is unsupported, and fp32 on CPU).
 """
 
 from __future__ import annotations
@@ -189,7 +190,7 @@ def train(
         try:
             while step < total:
                 indices = batch_indices(config, lengths, step, per_epoch)
-                with autocast(device or torch.device("cpu")):
+                with autocast(device or torch.device("cpu"), config.precision):
                     loss, extra = method.loss(indices)
                 loss.backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)

@@ -26,7 +26,7 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-from distill.exceptions import DeviceError, DistillError, VocabularyMismatch
+from distill.exceptions import DeviceError, DistillError, ModelFolderError, VocabularyMismatch
 from distillguard.encoders import QKV, as_pruned_bert, resized
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -42,17 +42,90 @@ def resolve_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
-def autocast(device: torch.device) -> torch.autocast:
-    """bf16 autocast on CUDA devices that support it (fp16 otherwise); disabled on CPU."""
+def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """The dtype the training steps autocast to on ``device`` (None: fp32, no autocast).
+
+    ``auto``: bf16 on CUDA devices that support it, fp16 on older ones, fp32 on CPU. ``bf16`` on a
+    CUDA device without it is a :class:`DeviceError` (before any model is loaded).
+    """
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise DeviceError(
+                "precision bf16: this CUDA device does not support bfloat16; use auto or fp32"
+            )
+        return torch.bfloat16
     if device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    return torch.autocast("cpu", enabled=False)
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return None
+
+
+def autocast(device: torch.device, precision: str = "auto") -> torch.autocast:
+    """Autocast for one training step, as :func:`autocast_dtype` decides it."""
+    dtype = autocast_dtype(device, precision)
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+
+_WEIGHTS = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+
+
+def check_model_source(path: Path, role: str) -> None:
+    """Refuse a teacher or student that cannot load, naming the role and the file, before a job
+    loads anything: a config that is not JSON or names no architecture transformers knows, JSON
+    tokenizer files that do not parse, no weights, or a safetensors file whose header is unreadable
+    (only headers are read). ``path`` is a model folder or, for a student, a config file.
+    """
+    from safetensors import safe_open
+    from transformers import AutoConfig
+
+    from distillguard.encoders import register
+
+    if path.is_file():
+        _json_object(path, role)
+        return
+    if not (path / "config.json").is_file():
+        raise ModelFolderError(f"{role} {path}: no config.json (not a Hugging Face model folder)")
+    register()  # a distillguard pruned BERT names its own model_type
+    try:
+        AutoConfig.from_pretrained(str(path))
+    except (OSError, ValueError) as exc:
+        raise ModelFolderError(f"{role} {path}/config.json: {exc}") from exc
+    for json_file in sorted(path.glob("*.json")):  # modules.json is a list: any JSON will do
+        _read_json(json_file, role)
+    if not any((path / name).is_file() for name in _WEIGHTS):
+        raise ModelFolderError(f"{role} {path}: no weights ({' or '.join(_WEIGHTS[::2])})")
+    for weights in sorted(path.glob("*.safetensors")):
+        try:
+            with safe_open(str(weights), framework="pt"):
+                pass
+        except Exception as exc:  # safetensors raises its own SafetensorError and OSError
+            message = f"{role} {weights}: unreadable safetensors file ({exc})"
+            raise ModelFolderError(message) from exc
+
+
+def _read_json(path: Path, role: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFolderError(f"{role} {path}: not readable JSON ({exc})") from exc
+
+
+def _json_object(path: Path, role: str) -> dict[str, Any]:
+    body = _read_json(path, role)
+    if not isinstance(body, dict):
+        raise ModelFolderError(f"{role} {path}: expected a JSON object")
+    return body
 
 
 def student_config(path: Path) -> Any:
     """A transformers config from a config file (a student trained from scratch)."""
-    body = json.loads(path.read_text(encoding="utf-8"))
+    body = _json_object(path, "student")
     model_type = body.pop("model_type", None)
     if not model_type:
         raise DistillError(f"{path}: a student config needs model_type (e.g. llama, bert)")

@@ -20,6 +20,7 @@ from distill.exceptions import (
     DeviceError,
     JobInterrupted,
     JobSpecError,
+    ModelFolderError,
 )
 from distill.job import run_job
 from distill.provenance import PROVENANCE_FILE
@@ -93,6 +94,43 @@ def test_llama_naming_obligation_refuses_before_training(workdir: Workdir) -> No
     assert report["loaded"] == [] and not (folder / "out").exists()
 
 
+def _cut_in_half(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+@pytest.mark.parametrize(
+    ("role", "damage", "expected"),
+    [
+        ("student", lambda f: (f / "config.json").write_text("{not json"), r"config.json: .*JSON"),
+        ("teacher", lambda f: (f / "config.json").unlink(), r"no config.json"),
+        ("student", lambda f: (f / "config.json").write_text("{}"), r"config.json: .*model_type"),
+        ("teacher", lambda f: (f / "tokenizer.json").write_text("{oops"), r"tokenizer.json: not "),
+        ("student", lambda f: (f / "model.safetensors").unlink(), r"no weights \(model.safet"),
+        ("teacher", lambda f: _cut_in_half(f / "model.safetensors"), r"unreadable safetensors"),
+    ],
+)
+def test_a_broken_model_folder_is_named_before_anything_is_written(
+    workdir: Workdir, role: str, damage: Callable[[Path], None], expected: str
+) -> None:
+    folder = workdir("bert-teacher", "bert-student")
+    damage(folder / role)
+    named = f"^{role} {re.escape(str(folder / role))}.*{expected}"
+    with pytest.raises(ModelFolderError, match=named):
+        run_job(tiny.job(folder), device="cpu")
+    assert not (folder / "out").exists()
+
+
+def test_a_student_config_file_that_is_not_a_json_object_is_named(workdir: Workdir) -> None:
+    folder = workdir("bert-teacher", "bert-student")
+    (folder / "student.json").write_text("[1, 2]")
+    with pytest.raises(ModelFolderError, match=r"student .*student.json: expected a JSON object"):
+        run_job(tiny.job(folder, student="student.json"), device="cpu")
+    done = _cli("distill", "run", str(folder / "job.yaml"))
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["code"] == 1 and "Traceback" not in done.stderr
+    assert "student.json: expected a JSON object" in done.stderr
+
+
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -129,6 +167,7 @@ def test_hidden_state_job_writes_student_provenance_card_and_licence(workdir: Wo
     assert record["method"] == "hidden_state"
     assert record["hyperparameters"]["layer_map"] == {"1": 2, "2": 4}
     assert record["training"]["steps"] == record["training"]["total_steps"] > 0
+    assert record["training"]["autocast"] == "fp32"  # precision auto: fp32 on a CPU
     assert 0 < record["training"]["eval_examples"] < 24
     assert -1 <= record["metrics"]["eval_cosine_mean"] <= 1
     assert {"python", "torch", "transformers"} <= set(record["software"])
@@ -411,6 +450,7 @@ def test_resume_without_checkpoint_and_finished_output_are_errors(workdir: Workd
         ({"learning_rate": -1}, r"field 'hyperparameters.learning_rate'.*\(got -1\)"),
         ({"embedding_loss": "none"}, r"nothing to distil"),
         ({"hidden_loss": "l1", "layer_map": {1: 1}}, r"hidden_loss.*\(got 'l1'\)"),
+        ({"precision": "fp16"}, r"field 'hyperparameters.precision'.*\(got 'fp16'\)"),
     ],
 )
 def test_bad_hyperparameters_name_the_field_and_value(
@@ -429,6 +469,43 @@ def test_missing_data_file_and_stop_after_are_reported(workdir: Workdir) -> None
         run_job(tiny.job(folder, data=data), device="cpu")
     with pytest.raises(JobInterrupted):
         run_job(tiny.job(folder, hyperparameters={"batch_size": 4}), device="cpu", stop_after=1)
+
+
+def test_bf16_precision_trains_under_bf16_autocast_on_cpu_and_keeps_fp32_weights(
+    workdir: Workdir,
+) -> None:
+    import torch
+    from transformers import AutoModel
+
+    folder, losses = workdir("bert-teacher", "bert-student"), {}
+    for precision in ("fp32", "bf16"):
+        hyperparameters = {"batch_size": 8, "max_steps": 2, "precision": precision}
+        record = run_job(tiny.job(folder, hyperparameters=hyperparameters), device="cpu").provenance
+        assert record["hyperparameters"]["precision"] == precision
+        out = (folder / "out").rename(folder / f"out-{precision}")
+        losses[precision] = json.loads((out / "run" / "metrics.jsonl").read_text().split("\n")[0])[
+            "loss"
+        ]
+        student = AutoModel.from_pretrained(str(out))
+        assert {p.dtype for p in student.parameters()} == {torch.float32}
+    assert record["training"]["autocast"] == "bfloat16"
+    # the same first batch and weights: bf16 rounding moves the loss a little, and only a little
+    assert losses["bf16"] != losses["fp32"]
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.05)
+
+
+def test_bf16_on_a_cuda_device_without_it_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from distill.models import autocast_dtype
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    cuda = torch.device("cuda")
+    with pytest.raises(DeviceError, match="does not support bfloat16"):
+        autocast_dtype(cuda, "bf16")
+    assert autocast_dtype(cuda, "auto") == torch.float16
+    assert autocast_dtype(cuda, "fp32") is None
+    assert autocast_dtype(torch.device("cpu"), "auto") is None
 
 
 @pytest.mark.gpu
