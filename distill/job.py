@@ -83,7 +83,13 @@ def run_job(
         raise DistillError(f"{out} already holds a finished student; choose another output_dir")
     if out.exists() and not resume and any(p.name != "run" for p in out.iterdir()):
         raise DistillError(f"{out} exists and is not empty; choose another output_dir")
-    from distill.models import autocast_dtype, check_model_source, file_sha256, resolve_device
+    from distill.models import (
+        autocast_dtype,
+        check_model_source,
+        file_sha256,
+        precision_name,
+        resolve_device,
+    )
 
     torch_device = resolve_device(device)
     dtype = autocast_dtype(torch_device, config.precision)
@@ -133,7 +139,7 @@ def run_job(
             "seconds_this_run": round(result.seconds, 2),
             "last_loss": result.last_loss,
             "device": str(ctx.device),
-            "autocast": str(dtype).removeprefix("torch.") if dtype else "fp32",
+            "autocast": precision_name(dtype),
             "train_examples": len(train_set),
             "eval_examples": len(eval_set),
             "data_sha256": data_sha256(examples),

@@ -61,6 +61,11 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
     return None
 
 
+def precision_name(dtype: torch.dtype | None) -> str:
+    """``bf16``, ``fp16`` or ``fp32``: what an :func:`autocast_dtype` result trains in."""
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32") if dtype else "fp32"
+
+
 def autocast(device: torch.device, precision: str = "auto") -> torch.autocast:
     """Autocast for one training step, as :func:`autocast_dtype` decides it."""
     dtype = autocast_dtype(device, precision)
