@@ -5,7 +5,8 @@ loop orders batches from the seed and the epoch alone, and a checkpoint holds th
 weights, the optimiser, the scheduler and the RNG state, so an interrupted run resumed with
 ``--resume`` takes the same steps it would have taken without the interruption. The loss runs
 under the autocast the ``precision`` hyperparameter names (by default bf16 on CUDA, fp16 where bf16
-is unsupported, and fp32 on CPU).
+is unsupported, and fp32 on CPU); fp16 steps scale the loss (a ``GradScaler``, checkpointed too) so
+that small gradients do not underflow.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from torch import Tensor, nn
 
 from distill.config import TrainConfig
 from distill.exceptions import CheckpointError, JobInterrupted
-from distill.models import autocast
+from distill.models import autocast, autocast_dtype
 from distillguard.progress import progress_bar
 
 _KEEP_CHECKPOINTS = 2
@@ -140,6 +141,11 @@ def train(
             (s + 1) / warmup if s < warmup else max(0.0, (total - s) / max(1, total - warmup))
         ),
     )
+    device = device or torch.device("cpu")
+    # fp16 gradients underflow without loss scaling (bf16 has fp32's range and needs none)
+    scaler = torch.amp.GradScaler(
+        device.type, enabled=autocast_dtype(device, config.precision) == torch.float16
+    )
     step, resumed_from = 0, None
     existing = _checkpoints(folder)
     if resume:
@@ -155,6 +161,8 @@ def train(
             module.load_state_dict(state["modules"][name])
         optimiser.load_state_dict(state["optimiser"])
         scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"])
         if state.get("cuda_rng") and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
@@ -177,6 +185,7 @@ def train(
                 "modules": {n: m.state_dict() for n, m in modules.items()},
                 "optimiser": optimiser.state_dict(),
                 "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
                 "rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             },
@@ -190,11 +199,13 @@ def train(
         try:
             while step < total:
                 indices = batch_indices(config, lengths, step, per_epoch)
-                with autocast(device or torch.device("cpu"), config.precision):
+                with autocast(device, config.precision):
                     loss, extra = method.loss(indices)
-                loss.backward()
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimiser)  # clip the true gradients
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-                optimiser.step()
+                scaler.step(optimiser)  # skipped (and the scale lowered) on inf/nan gradients
+                scaler.update()
                 scheduler.step()
                 optimiser.zero_grad(set_to_none=True)
                 step += 1

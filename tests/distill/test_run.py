@@ -494,6 +494,40 @@ def test_bf16_precision_trains_under_bf16_autocast_on_cpu_and_keeps_fp32_weights
     assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.05)
 
 
+def test_fp16_steps_scale_the_loss_and_a_resume_restores_the_scale(
+    workdir: Workdir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from distill import loop
+
+    folder = workdir("bert-teacher", "bert-student")
+    hp = {"batch_size": 4, "epochs": 2, "checkpoint_every": 2, "eval_fraction": 0.0}
+    run_job(tiny.job(folder, hyperparameters=hp, output_dir="plain"), device="cpu")
+    # the loop's view of the precision: fp16, as on a CUDA device without bf16 (the steps
+    # themselves still run in fp32 here, so scaling must leave the updates as they were)
+    monkeypatch.setattr(loop, "autocast_dtype", lambda device, precision: torch.float16)
+    job = tiny.job(folder, hyperparameters=hp)
+    with pytest.raises(JobInterrupted):
+        run_job(job, device="cpu", stop_after=4)
+    last = sorted((folder / "out" / "run" / "checkpoints").iterdir())[-1]
+    state = torch.load(last, map_location="cpu", weights_only=False)
+    assert state["scaler"]["scale"] == 2.0**16  # GradScaler's initial scale, not yet grown
+    state["scaler"]["scale"] = 2.0**10
+    torch.save(state, last)
+    restored: list[float] = []
+    load = torch.amp.GradScaler.load_state_dict
+
+    def recording(self: torch.amp.GradScaler, body: dict[str, object]) -> None:
+        restored.append(float(body["scale"]))  # type: ignore[arg-type]
+        load(self, body)
+
+    monkeypatch.setattr(torch.amp.GradScaler, "load_state_dict", recording)
+    run_job(job, device="cpu", resume=True)
+    assert restored == [2.0**10]
+    tiny.assert_same_weights(folder / "out", folder / "plain")
+
+
 def test_bf16_on_a_cuda_device_without_it_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
