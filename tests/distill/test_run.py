@@ -483,9 +483,8 @@ def test_bf16_precision_trains_under_bf16_autocast_on_cpu_and_keeps_fp32_weights
         record = run_job(tiny.job(folder, hyperparameters=hyperparameters), device="cpu").provenance
         assert record["hyperparameters"]["precision"] == precision
         out = (folder / "out").rename(folder / f"out-{precision}")
-        losses[precision] = json.loads((out / "run" / "metrics.jsonl").read_text().split("\n")[0])[
-            "loss"
-        ]
+        first = (out / "run" / "metrics.jsonl").read_text().splitlines()[0]
+        losses[precision] = json.loads(first)["loss"]
         student = AutoModel.from_pretrained(str(out))
         assert {p.dtype for p in student.parameters()} == {torch.float32}
     assert record["training"]["autocast"] == "bf16"
