@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from pathlib import Path
 
-from distill_embedder import HYPERPARAMETERS, PROMPTS, ROOT, write_job
-
-sys.path.insert(0, str(ROOT))
+# distill_embedder puts the project first on sys.path, as this script needs too
+from distill_embedder import HYPERPARAMETERS, PROMPTS, write_job
 
 
 def timed_run(folder: Path, precision: str, steps: int) -> tuple[float, float]:
