@@ -63,7 +63,7 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
 
 def precision_name(dtype: torch.dtype | None) -> str:
     """``bf16``, ``fp16`` or ``fp32``: what an :func:`autocast_dtype` result trains in."""
-    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32") if dtype else "fp32"
+    return "fp32" if dtype is None else {torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
 
 
 def autocast(device: torch.device, precision: str = "auto") -> torch.autocast:
