@@ -23,6 +23,12 @@ class TrainConfig(BaseModel):
     batch_size: int = Field(8, ge=1, description="examples per optimisation step")
     learning_rate: float = Field(5e-5, gt=0, le=1, description="AdamW peak learning rate")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    optimizer: Literal["adamw_torch_fused", "adamw_torch"] = Field(
+        "adamw_torch_fused",
+        description="AdamW's implementation: adamw_torch_fused updates the parameters in fused "
+        "kernels (on a CPU too), adamw_torch is PyTorch's per-parameter loop, slower where a "
+        "large embedding matrix is trained; the same update up to float rounding",
+    )
     warmup_fraction: float = Field(0.05, ge=0, lt=1, description="linear warm-up share of steps")
     max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping norm")
     max_length: int = Field(128, ge=4, description="tokens kept per example")

@@ -131,7 +131,13 @@ def train(
     metrics_path = run_dir / "metrics.jsonl"
     modules = method.trainable()
     params = [p for m in modules.values() for p in m.parameters() if p.requires_grad]
-    optimiser = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    device = device or torch.device("cpu")
+    optimiser = torch.optim.AdamW(
+        params,
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+        fused=config.optimizer == "adamw_torch_fused",
+    )
     lengths = method.example_lengths()
     per_epoch, total = total_steps(config, len(lengths))
     warmup = int(total * config.warmup_fraction)
@@ -141,7 +147,6 @@ def train(
             (s + 1) / warmup if s < warmup else max(0.0, (total - s) / max(1, total - warmup))
         ),
     )
-    device = device or torch.device("cpu")
     # fp16 gradients underflow without loss scaling (bf16 has fp32's range and needs none)
     scaler = torch.amp.GradScaler(
         device.type, enabled=autocast_dtype(device, config.precision) == torch.float16

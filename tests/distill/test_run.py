@@ -527,6 +527,31 @@ def test_fp16_steps_scale_the_loss_and_a_resume_restores_the_scale(
     tiny.assert_same_weights(folder / "out", folder / "plain")
 
 
+def test_fused_adamw_is_the_default_and_updates_as_the_per_parameter_loop(
+    workdir: Workdir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    built: list[object] = []
+    adamw = torch.optim.AdamW
+
+    def recording(*args: object, **kwargs: object) -> torch.optim.AdamW:
+        built.append(kwargs.get("fused"))
+        return adamw(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(torch.optim, "AdamW", recording)
+    folder = workdir("bert-teacher", "bert-student")
+    hp: dict[str, object] = {"batch_size": 4, "max_steps": 4, "learning_rate": 1e-2}
+    run_job(tiny.job(folder, hyperparameters=hp, output_dir="fused"), device="cpu")
+    hp["optimizer"] = "adamw_torch"
+    record = run_job(tiny.job(folder, hyperparameters=hp, output_dir="loop"), device="cpu")
+    assert built == [True, False]
+    assert record.provenance["hyperparameters"]["optimizer"] == "adamw_torch"
+    tiny.assert_same_weights(folder / "fused", folder / "loop")
+    with pytest.raises(JobSpecError, match=r"hyperparameters.optimizer.*\(got 'sgd'\)"):
+        run_job(tiny.job(folder, hyperparameters={"optimizer": "sgd"}), device="cpu")
+
+
 def test_bf16_on_a_cuda_device_without_it_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
