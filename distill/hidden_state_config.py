@@ -78,6 +78,14 @@ class HiddenStateConfig(TrainConfig):
         "repeated and large ones cut (in a fixed hash order) to keep the epoch's length; 0 keeps "
         "the data as it is, 1 gives every source the same share; held-out records are untouched",
     )
+    cache_teacher: bool = Field(
+        False,
+        description="with a layer_map: run the teacher once over the training texts before "
+        "training and keep the mapped layers' token states (float16 where they fit: about 2 x "
+        "tokens x width bytes per mapped layer, memory-mapped from the run's cache folder, which "
+        "--resume reuses), so that steps run the teacher only on the texts that crops or word "
+        "substitutions changed. Without a layer map the pooled targets are cached anyway",
+    )
     train_texts: Literal["prompts", "records"] = Field(
         "prompts",
         description="what the student learns from: each training prompt, or every text of its "

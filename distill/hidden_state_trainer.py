@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 from transformers import AutoConfig, AutoModel
 
+from distill import teacher_states
 from distill.exceptions import DistillError
 from distill.hidden_state_config import HiddenStateConfig
 from distill.loop import total_steps
@@ -33,6 +34,7 @@ from distill.models import (
     student_config,
     tokenizer_dir,
 )
+from distill.teacher_states import TeacherStates
 from distill.trainer import JobContext
 from distillguard.encoders import PrunedBertModel, layer_sizes, register
 
@@ -125,9 +127,14 @@ class HiddenStateTrainer:
                 )
         self._lengths: list[int] | None = None
         self._words: tuple[list[str], Tensor] | None = None
-        self.targets: Tensor | None = None
-        if cfg.embedding_loss != "none" and not cfg.layer_map:
-            # with a layer map the teacher runs on every batch anyway and pools its own target
+        self.targets: Tensor | None = None  # pooled teacher embeddings of the training texts
+        self.states: TeacherStates | None = None
+        if cfg.layer_map and cfg.cache_teacher:
+            self.states = self._cached_teacher_states()
+            if cfg.embedding_loss != "none":
+                self.targets = self.states.pooled
+        elif cfg.embedding_loss != "none" and not cfg.layer_map:
+            # with a layer map (uncached) the teacher runs on every batch and pools its own target
             self.targets = self._cached_teacher_embeddings()
 
     def _importance(self, measure: Importance) -> list[Tensor]:
@@ -208,6 +215,29 @@ class HiddenStateTrainer:
         torch.save(embeddings, path)
         return embeddings
 
+    def _cached_teacher_states(self) -> TeacherStates:
+        from distill.data import teacher_cache_key
+
+        layers = sorted(set(self.config.layer_map.values()))
+        texts = hashlib.sha256(json.dumps(self.texts).encode("utf-8")).hexdigest()
+        key = teacher_cache_key(
+            self.ctx.spec.teacher, texts=texts, max_length=self.config.max_length, layers=layers
+        )
+        path = self.ctx.run_dir / "cache" / f"teacher-states-{key}.pt"
+        lengths = self.example_lengths()
+        return teacher_states.load_or_compute(
+            path,
+            lambda: teacher_states.compute(
+                self.teacher,
+                self.teacher.config.hidden_size,
+                self.texts,
+                lengths,
+                layers,
+                self._tokens,
+                _ENCODE_BATCH,
+            ),
+        )
+
     def trainable(self) -> dict[str, nn.Module]:
         modules = {"student": self.student, "projection": self.projection}
         return modules | ({"ffn_masks": self.masks} if self.masks is not None else {})
@@ -218,27 +248,31 @@ class HiddenStateTrainer:
             self._lengths = [len(row) for row in ids["input_ids"]]
         return self._lengths
 
-    def _crop(self, texts: list[str]) -> tuple[list[str], bool]:
+    def _crop(self, texts: list[str]) -> tuple[list[str], list[bool]]:
         """Replace ``crop_fraction`` of ``texts`` by a random run of at least a third of their
-        words (drawn from torch's RNG, which checkpoints keep, so a resumed run crops alike)."""
-        out, changed = [], False
+        words (drawn from torch's RNG, which checkpoints keep, so a resumed run crops alike);
+        which texts changed."""
+        out, changed = [], []
         for text in texts:
             words = text.split()
+            cropped = False
             if len(words) >= _MIN_CROP_WORDS and float(torch.rand(())) < self.config.crop_fraction:
                 keep = int(torch.randint(math.ceil(len(words) / 3), len(words) + 1, ()))
                 start = int(torch.randint(0, len(words) - keep + 1, ()))
-                text, changed = " ".join(words[start : start + keep]), True
+                text, cropped = " ".join(words[start : start + keep]), True
             out.append(text)
+            changed.append(cropped)
         return out, changed
 
-    def _substitute(self, texts: list[str]) -> tuple[list[str], bool]:
+    def _substitute(self, texts: list[str]) -> tuple[list[str], list[bool]]:
         """Replace each word with chance ``word_substitution`` by a word of the training texts
-        drawn by frequency (torch's RNG, as crops); spacing and line breaks are kept."""
+        drawn by frequency (torch's RNG, as crops); spacing and line breaks are kept. Which
+        texts changed."""
         if self._words is None:
             counts = Counter(w for text in self.texts for w in text.split())
             self._words = list(counts), torch.tensor(list(counts.values()), dtype=torch.float)
         vocabulary, weights = self._words
-        out, changed = [], False
+        out, changed = [], []
         for text in texts:
             parts = re.split(r"(\S+)", text)  # words at the odd indices
             hits = (torch.rand(len(parts) // 2) < self.config.word_substitution).nonzero()
@@ -246,8 +280,9 @@ class HiddenStateTrainer:
                 picks = torch.multinomial(weights, len(hits), replacement=True)
                 for hit, pick in zip(hits.flatten().tolist(), picks.tolist(), strict=True):
                     parts[2 * hit + 1] = vocabulary[pick]
-                text, changed = "".join(parts), True
+                text = "".join(parts)
             out.append(text)
+            changed.append(bool(len(hits)))
         return out, changed
 
     def loss(self, indices: list[int]) -> tuple[Tensor, dict[str, float]]:
@@ -257,39 +292,67 @@ class HiddenStateTrainer:
         texts, changed = self._crop([self.texts[i] for i in indices])
         if cfg.word_substitution > 0:
             texts, substituted = self._substitute(texts)
-            changed = changed or substituted
+            changed = [a or b for a, b in zip(changed, substituted, strict=True)]
         batch = self._tokens(texts)
         out = self.student(**batch, output_hidden_states=bool(cfg.layer_map))
         mask = batch["attention_mask"]
-        teacher = None
-        if cfg.layer_map or changed:  # changed texts have no cached target
-            with torch.no_grad():
-                teacher = self.teacher(**batch, output_hidden_states=bool(cfg.layer_map))
+        pooled_target, states, ran = self._teacher_targets(indices, texts, changed, batch)
         total = torch.zeros((), device=self.ctx.device)
-        metrics: dict[str, float] = {}
+        metrics: dict[str, float] = {"teacher_texts": float(ran)}
         if self.masks is not None:
             metrics["ffn_units"] = float(self.masks.kept())
-        if cfg.embedding_loss != "none":
+        if pooled_target is not None:
             pooled = self.projection(mean_pool(out.last_hidden_state, mask))
-            if teacher is not None:
-                target = mean_pool(teacher.last_hidden_state, mask).float()
-            else:
-                assert self.targets is not None
-                target = self.targets[indices].to(self.ctx.device)
             fn = hidden_cosine if cfg.embedding_loss == "cosine" else hidden_mse
-            part = fn(pooled, target)
+            part = fn(pooled, pooled_target)
             total = total + cfg.embedding_weight * part
             metrics["embedding_loss"] = float(part.detach())
-        if cfg.layer_map and teacher is not None:
+        if cfg.layer_map:
             fn = hidden_cosine if cfg.hidden_loss == "cosine" else hidden_mse
             parts = [
-                fn(self.projection(out.hidden_states[s]), teacher.hidden_states[t], mask)
+                fn(self.projection(out.hidden_states[s]), states[t], mask)
                 for s, t in cfg.layer_map.items()
             ]
             part = torch.stack(parts).mean()
             total = total + cfg.hidden_weight * part
             metrics["hidden_loss"] = float(part.detach())
         return total, metrics
+
+    def _teacher_targets(
+        self, indices: list[int], texts: list[str], changed: list[bool], batch: dict[str, Tensor]
+    ) -> tuple[Tensor | None, dict[int, Tensor], int]:
+        """The pooled embedding target (None without an embedding loss), the mapped teacher
+        layers' states, and on how many texts the teacher ran: from the caches for the texts as
+        the data holds them, from the teacher for those that crops or substitutions changed (for
+        every text where the layer map's states are not cached)."""
+        cfg = self.config
+        layers = sorted(set(cfg.layer_map.values()))
+        mask = batch["attention_mask"]
+        if layers and self.states is None:
+            with torch.no_grad():
+                teacher = self.teacher(**batch, output_hidden_states=True)
+            pooled = None
+            if cfg.embedding_loss != "none":
+                pooled = mean_pool(teacher.last_hidden_state, mask).float()
+            return pooled, {t: teacher.hidden_states[t] for t in layers}, len(texts)
+        device = self.ctx.device
+        pooled = self.targets[indices].to(device) if self.targets is not None else None
+        states = {}
+        if self.states is not None:
+            rows = [None if c else i for i, c in zip(indices, changed, strict=True)]
+            states = {t: self.states.batch(rows, mask, t).to(device) for t in layers}
+        live = [j for j, c in enumerate(changed) if c]
+        if live:
+            sub = self._tokens([texts[j] for j in live])
+            with torch.no_grad():
+                teacher = self.teacher(**sub, output_hidden_states=bool(layers))
+            if pooled is not None:
+                pooled[live] = mean_pool(teacher.last_hidden_state, sub["attention_mask"]).float()
+            for t in layers:
+                for k, j in enumerate(live):
+                    kept = teacher.hidden_states[t][k, sub["attention_mask"][k].bool()]
+                    states[t][j, mask[j].bool()] = kept.to(states[t].dtype)
+        return pooled, states, len(live)
 
     def evaluate(self) -> dict[str, float]:
         examples = self.ctx.eval or self.ctx.train[:256]

@@ -326,12 +326,12 @@ def test_crops_are_runs_of_at_least_a_third_of_the_words() -> None:
     text = " ".join(f"w{i}" for i in range(30))
     owner = SimpleNamespace(config=HiddenStateConfig(crop_fraction=1.0))
     crops, changed = HiddenStateTrainer._crop(owner, [text] * 50 + ["too short"])  # type: ignore[arg-type]
-    assert changed and crops[-1] == "too short"
+    assert changed == [True] * 50 + [False] and crops[-1] == "too short"
     for crop in crops[:-1]:
         assert crop in text and len(crop.split()) >= 10
     assert len(set(crops)) > 10
     none = SimpleNamespace(config=HiddenStateConfig(crop_fraction=0.0))
-    assert HiddenStateTrainer._crop(none, [text]) == ([text], False)  # type: ignore[arg-type]
+    assert HiddenStateTrainer._crop(none, [text]) == ([text], [False])  # type: ignore[arg-type]
 
 
 def test_word_substitution_swaps_words_for_training_words_and_keeps_spacing() -> None:
@@ -349,7 +349,8 @@ def test_word_substitution_swaps_words_for_training_words_and_keeps_spacing() ->
         config=HiddenStateConfig(word_substitution=0.5), texts=pool, _words=None
     )
     out, changed = HiddenStateTrainer._substitute(owner, [text] * 400 + [""])  # type: ignore[arg-type]
-    assert changed and out[-1] == ""
+    assert out[-1] == "" and changed == [new != text for new in out[:-1]] + [False]
+    assert 0 < changed.count(False) < 50  # a text keeps all five words with chance 1/32
     swapped: list[str] = []
     for new in out[:-1]:
         assert re.sub(r"\S+", "w", new) == "w w w\n\nw  w"  # spacing and line breaks kept
@@ -358,7 +359,7 @@ def test_word_substitution_swaps_words_for_training_words_and_keeps_spacing() ->
     assert set(swapped) == {"zeta", "eta"}
     assert 2.5 < swapped.count("zeta") / swapped.count("eta") < 3.5
     none = SimpleNamespace(config=HiddenStateConfig(), texts=pool, _words=None)
-    assert HiddenStateTrainer._substitute(none, [text]) == ([text], False)  # type: ignore[arg-type]
+    assert HiddenStateTrainer._substitute(none, [text]) == ([text], [False])  # type: ignore[arg-type]
 
 
 def test_source_balance_evens_out_sources_and_keeps_the_epoch_length() -> None:
@@ -391,8 +392,11 @@ def test_source_balance_evens_out_sources_and_keeps_the_epoch_length() -> None:
     assert Counter(t.split()[0] for t in texts) == {"big": 470, "small": 470}
 
 
+@pytest.mark.parametrize(
+    "extra", [{}, {"layer_map": {2: 4}, "cache_teacher": True}], ids=["pooled", "cached-states"]
+)
 def test_stop_and_resume_finishes_like_an_uninterrupted_run(
-    workdir: Workdir, tmp_path: Path
+    workdir: Workdir, tmp_path: Path, extra: dict[str, object]
 ) -> None:
     folder = workdir("bert-teacher", "bert-student")
     # crops and word substitutions draw from torch's RNG: the checkpoint's RNG state makes the
@@ -406,10 +410,12 @@ def test_stop_and_resume_finishes_like_an_uninterrupted_run(
         "eval_fraction": 0.0,
         "crop_fraction": 0.5,
         "word_substitution": 0.2,
-    }
+    } | extra
     job = tiny.job(folder, hyperparameters=hp)
     done = _cli("distill", "run", str(job), "--device", "cpu", "--stop-after", "5")
     assert json.loads(done.stdout.strip().splitlines()[-1])["code"] == 130, done.stderr
+    caches = {p: p.stat().st_mtime_ns for p in (folder / "out/run/cache").glob("*.pt")}
+    assert len(caches) == 1  # the pooled targets, or the teacher's states
     assert "stopped after 5 of 12 steps" in done.stderr and "--resume" in done.stderr
     assert not (folder / "out" / PROVENANCE_FILE).exists()
     with pytest.raises(CheckpointError, match="pass --resume"):
@@ -421,6 +427,7 @@ def test_stop_and_resume_finishes_like_an_uninterrupted_run(
     assert "met licence_copy [Apache-2.0 4(a)]: copied" in done.stdout
     resumed = json.loads((folder / "out" / PROVENANCE_FILE).read_text())
     assert resumed["training"]["resumed_from"] == 5
+    assert {p: p.stat().st_mtime_ns for p in caches} == caches  # reused, not computed again
     assert resumed["training"]["steps"] == resumed["training"]["total_steps"] == 12
     steps = [
         json.loads(line)["step"]
