@@ -165,6 +165,8 @@ def train(
         for name, module in modules.items():
             module.load_state_dict(state["modules"][name])
         optimiser.load_state_dict(state["optimiser"])
+        for group in optimiser.param_groups:  # the job's implementation, not the checkpoint's
+            group["fused"] = config.optimizer == "adamw_torch_fused"
         scheduler.load_state_dict(state["scheduler"])
         if state.get("scaler"):
             scaler.load_state_dict(state["scaler"])

@@ -559,6 +559,29 @@ def test_fused_adamw_is_the_default_and_updates_as_the_per_parameter_loop(
         run_job(tiny.job(folder, hyperparameters={"optimizer": "sgd"}), device="cpu")
 
 
+def test_a_resume_runs_the_jobs_adamw_whatever_the_checkpoint_was_written_with(
+    workdir: Workdir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    adamw = torch.optim.AdamW
+    folder = workdir("bert-teacher", "bert-student")
+    hp = {"batch_size": 4, "epochs": 2, "checkpoint_every": 2, "eval_fraction": 0.0}
+    job = tiny.job(folder, hyperparameters=hp)
+    # a checkpoint from before the fused default: its optimiser state says fused False
+    monkeypatch.setattr(torch.optim, "AdamW", lambda *a, **k: adamw(*a, **k | {"fused": False}))
+    with pytest.raises(JobInterrupted):
+        run_job(job, device="cpu", stop_after=2)
+    monkeypatch.undo()
+    checkpoints = folder / "out" / "run" / "checkpoints"
+    saved = torch.load(sorted(checkpoints.iterdir())[-1], weights_only=False)
+    assert saved["optimiser"]["param_groups"][0]["fused"] is False
+    with pytest.raises(JobInterrupted):
+        run_job(job, device="cpu", resume=True, stop_after=2)
+    last = torch.load(sorted(checkpoints.iterdir())[-1], weights_only=False)
+    assert last["step"] == 4 and last["optimiser"]["param_groups"][0]["fused"] is True
+
+
 def test_bf16_on_a_cuda_device_without_it_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
