@@ -42,8 +42,9 @@ class TrainConfig(BaseModel):
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto",
         description="autocast of the training steps: auto is bf16 on CUDA (fp16 where bf16 is "
-        "unsupported) and fp32 on CPU; bf16 also on a CPU (faster where it has native bf16, "
-        "e.g. AVX512-BF16 or AMX); the weights and the optimiser stay fp32",
+        "unsupported) and fp32 on CPU; bf16 also on a CPU (it needs native bf16, e.g. "
+        "AVX512-BF16 or AMX, to gain anything, and may not: measure); the weights and the "
+        "optimiser stay fp32",
     )
 
 
