@@ -34,7 +34,6 @@ from distill.models import (
     student_config,
     tokenizer_dir,
 )
-from distill.teacher_states import TeacherStates
 from distill.trainer import JobContext
 from distillguard.encoders import PrunedBertModel, layer_sizes, register
 
@@ -128,7 +127,7 @@ class HiddenStateTrainer:
         self._lengths: list[int] | None = None
         self._words: tuple[list[str], Tensor] | None = None
         self.targets: Tensor | None = None  # pooled teacher embeddings of the training texts
-        self.states: TeacherStates | None = None
+        self.states: teacher_states.TeacherStates | None = None
         if cfg.layer_map and cfg.cache_teacher:
             self.states = self._cached_teacher_states()
             if cfg.embedding_loss != "none":
@@ -215,7 +214,7 @@ class HiddenStateTrainer:
         torch.save(embeddings, path)
         return embeddings
 
-    def _cached_teacher_states(self) -> TeacherStates:
+    def _cached_teacher_states(self) -> teacher_states.TeacherStates:
         from distill.data import teacher_cache_key
 
         layers = sorted(set(self.config.layer_map.values()))

@@ -46,9 +46,6 @@ class TeacherStates:
             out[row, keep[row]] = store[start:end].float()
         return out
 
-    def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self.layers.values())
-
 
 @torch.inference_mode()
 def compute(
