@@ -198,14 +198,19 @@ class HiddenStateTrainer:
             out[chunk] = (self.projection(pooled) if project else pooled).float().cpu()
         return out
 
-    def _cached_teacher_embeddings(self) -> Tensor:
+    def _cache_path(self, kind: str, **settings: object) -> Path:
+        """Where the teacher's ``kind`` outputs for the training texts are cached in this run,
+        keyed by the teacher, the texts, the token limit and ``settings``."""
         from distill.data import teacher_cache_key
 
         texts = hashlib.sha256(json.dumps(self.texts).encode("utf-8")).hexdigest()
         key = teacher_cache_key(
-            self.ctx.spec.teacher, texts=texts, max_length=self.config.max_length
+            self.ctx.spec.teacher, texts=texts, max_length=self.config.max_length, **settings
         )
-        path = self.ctx.run_dir / "cache" / f"teacher-embeddings-{key}.pt"
+        return self.ctx.run_dir / "cache" / f"teacher-{kind}-{key}.pt"
+
+    def _cached_teacher_embeddings(self) -> Tensor:
+        path = self._cache_path("embeddings")
         if path.exists():
             cached: Tensor = torch.load(path, weights_only=True)
             return cached
@@ -215,17 +220,10 @@ class HiddenStateTrainer:
         return embeddings
 
     def _cached_teacher_states(self) -> teacher_states.TeacherStates:
-        from distill.data import teacher_cache_key
-
         layers = sorted(set(self.config.layer_map.values()))
-        texts = hashlib.sha256(json.dumps(self.texts).encode("utf-8")).hexdigest()
-        key = teacher_cache_key(
-            self.ctx.spec.teacher, texts=texts, max_length=self.config.max_length, layers=layers
-        )
-        path = self.ctx.run_dir / "cache" / f"teacher-states-{key}.pt"
         lengths = self.example_lengths()
         return teacher_states.load_or_compute(
-            path,
+            self._cache_path("states", layers=layers),
             lambda: teacher_states.compute(
                 self.teacher,
                 self.teacher.config.hidden_size,
