@@ -132,11 +132,9 @@ def train(
     modules = method.trainable()
     params = [p for m in modules.values() for p in m.parameters() if p.requires_grad]
     device = device or torch.device("cpu")
+    fused = config.optimizer == "adamw_torch_fused"
     optimiser = torch.optim.AdamW(
-        params,
-        lr=config.learning_rate,
-        weight_decay=config.weight_decay,
-        fused=config.optimizer == "adamw_torch_fused",
+        params, lr=config.learning_rate, weight_decay=config.weight_decay, fused=fused
     )
     lengths = method.example_lengths()
     per_epoch, total = total_steps(config, len(lengths))
@@ -166,7 +164,7 @@ def train(
             module.load_state_dict(state["modules"][name])
         optimiser.load_state_dict(state["optimiser"])
         for group in optimiser.param_groups:  # the job's implementation, not the checkpoint's
-            group["fused"] = config.optimizer == "adamw_torch_fused"
+            group["fused"] = fused
         scheduler.load_state_dict(state["scheduler"])
         if state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
