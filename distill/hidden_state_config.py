@@ -54,6 +54,14 @@ class HiddenStateConfig(TrainConfig):
         "mse", description="loss between mean-pooled sentence embeddings (none: layer map only)"
     )
     embedding_weight: float = Field(1.0, ge=0, description="weight of the embedding loss")
+    pooled_head: Literal["none", "linear"] = Field(
+        "none",
+        description="linear: a learned linear map (initialised to the identity where widths "
+        "agree) on the student's pooled embedding, trained by the embedding loss and saved as a "
+        "sentence-transformers Dense layer after pooling: one width x width product per text, "
+        "nothing beside the encoder, mixing dimensions that the encoder's final layer norm only "
+        "scales one by one. A student folder that has one trains it on",
+    )
     crop_fraction: float = Field(
         0.0,
         ge=0,
@@ -115,6 +123,8 @@ class HiddenStateConfig(TrainConfig):
                 raise ValueError("student_layers must name at least one layer")
             if any(i < 0 for i in self.student_layers):
                 raise ValueError(f"student_layers must be >= 0, got {self.student_layers}")
+        if self.pooled_head != "none" and self.embedding_loss == "none":
+            raise ValueError("pooled_head is trained by the embedding loss: set embedding_loss")
         if self.prune_until > 0 and self.ffn_size is None:
             raise ValueError("prune_until needs ffn_size: the size to prune the student to")
         for s, t in self.layer_map.items():

@@ -116,6 +116,7 @@ class HiddenStateTrainer:
         self.projection: nn.Module = (
             nn.Linear(s_width, t_width).to(ctx.device) if s_width != t_width else nn.Identity()
         )
+        self.head = self._pooled_head(s_width, t_width)
         s_depth = self.student.config.num_hidden_layers
         t_depth = self.teacher.config.num_hidden_layers
         for s, t in cfg.layer_map.items():
@@ -195,7 +196,7 @@ class HiddenStateTrainer:
             batch = self._tokens([texts[i] for i in chunk])
             hidden = model(**batch).last_hidden_state
             pooled = mean_pool(hidden, batch["attention_mask"])
-            out[chunk] = (self.projection(pooled) if project else pooled).float().cpu()
+            out[chunk] = (self._pooled_map()(pooled) if project else pooled).float().cpu()
         return out
 
     def _cache_path(self, kind: str, **settings: object) -> Path:
@@ -235,8 +236,34 @@ class HiddenStateTrainer:
             ),
         )
 
+    def _pooled_head(self, s_width: int, t_width: int) -> nn.Linear | None:
+        """The linear map on the pooled embedding (``pooled_head: linear``): the student folder's
+        own Dense layer where it has one, else the identity (a fresh layer where widths differ)."""
+        saved = dense_folder(self.ctx.student)
+        if self.config.pooled_head == "none":
+            if saved is not None:
+                raise DistillError(
+                    f"the student {self.ctx.student} has a Dense layer after pooling "
+                    f"({saved.name}): set pooled_head: linear to train it on"
+                )
+            return None
+        if saved is not None:
+            head = load_dense(saved, s_width, t_width)
+        else:
+            head = nn.Linear(s_width, t_width)
+            if s_width == t_width:
+                with torch.no_grad():
+                    head.weight.copy_(torch.eye(s_width))
+                    head.bias.zero_()
+        return head.to(self.ctx.device)
+
+    def _pooled_map(self) -> nn.Module:
+        """What maps the student's pooled embedding into the teacher's space."""
+        return self.head if self.head is not None else self.projection
+
     def trainable(self) -> dict[str, nn.Module]:
         modules = {"student": self.student, "projection": self.projection}
+        modules |= {"head": self.head} if self.head is not None else {}
         return modules | ({"ffn_masks": self.masks} if self.masks is not None else {})
 
     def example_lengths(self) -> list[int]:
@@ -299,7 +326,7 @@ class HiddenStateTrainer:
         if self.masks is not None:
             metrics["ffn_units"] = float(self.masks.kept())
         if pooled_target is not None:
-            pooled = self.projection(mean_pool(out.last_hidden_state, mask))
+            pooled = self._pooled_map()(mean_pool(out.last_hidden_state, mask))
             fn = hidden_cosine if cfg.embedding_loss == "cosine" else hidden_mse
             part = fn(pooled, pooled_target)
             total = total + cfg.embedding_weight * part
@@ -379,11 +406,14 @@ class HiddenStateTrainer:
         self.tokenizer.save_pretrained(str(directory))
         if not isinstance(self.projection, nn.Identity):
             torch.save(self.projection.state_dict(), directory / "projection.pt")
-            return
+            if self.head is None:  # its embeddings are in its own width: no sentence files
+                return
         base = self.ctx.student if self.ctx.student.is_dir() else self.ctx.teacher
         for name in _SENTENCE_FILES:
             if (base / name).is_file():
                 shutil.copy2(base / name, directory / name)
+        if (directory / "modules.json").is_file():
+            write_modules(directory, self.head)
         if (base / "1_Pooling").is_dir():
             shutil.copytree(base / "1_Pooling", directory / "1_Pooling", dirs_exist_ok=True)
         settings = directory / "sentence_bert_config.json"
@@ -392,6 +422,77 @@ class HiddenStateTrainer:
             trained = self.config.max_length
             values["max_seq_length"] = min(int(values.get("max_seq_length") or trained), trained)
             settings.write_text(json.dumps(values, indent=2) + "\n", encoding="utf-8")
+
+
+def dense_folder(model: Path) -> Path | None:
+    """The folder of the Dense layer in a sentence-transformers model's modules, if it has one."""
+    modules = model / "modules.json" if model.is_dir() else None
+    if modules is None or not modules.is_file():
+        return None
+    for module in json.loads(modules.read_text(encoding="utf-8")):
+        if str(module.get("type", "")).rsplit(".", 1)[-1] == "Dense":
+            return model / str(module["path"])
+    return None
+
+
+def load_dense(folder: Path, s_width: int, t_width: int) -> nn.Linear:
+    """A saved sentence-transformers Dense layer as the linear map it is, refused unless it is one
+    (identity activation) from the student's width to the teacher's."""
+    from safetensors.torch import load_file
+
+    settings = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    activation = str(settings.get("activation_function", "torch.nn.modules.activation.Tanh"))
+    if activation.rsplit(".", 1)[-1] != "Identity" or settings.get("use_residual"):
+        raise DistillError(
+            f"{folder} is not a linear Dense layer (activation {activation}): pooled_head: "
+            "linear trains only a plain linear map"
+        )
+    shape = (int(settings["in_features"]), int(settings["out_features"]))
+    if shape != (s_width, t_width):
+        raise DistillError(
+            f"{folder} maps {shape[0]} to {shape[1]} dimensions; the student's pooled "
+            f"embedding has {s_width} and the teacher's {t_width}"
+        )
+    if not (folder / "model.safetensors").is_file():
+        raise DistillError(f"{folder} has no model.safetensors: its weights cannot be trained on")
+    head = nn.Linear(s_width, t_width, bias=bool(settings.get("bias", True)))
+    weights = load_file(str(folder / "model.safetensors"))
+    head.load_state_dict({k.removeprefix("linear."): v for k, v in weights.items()})
+    return head
+
+
+def write_modules(directory: Path, head: nn.Linear | None) -> None:
+    """Rewrite the sentence-transformers module list in ``directory``: any Dense layer of the base
+    dropped, ``head`` (when given) saved as a Dense layer after pooling, before a Normalize."""
+    from sentence_transformers.sentence_transformer.modules import Dense
+
+    modules = [
+        m
+        for m in json.loads((directory / "modules.json").read_text(encoding="utf-8"))
+        if str(m.get("type", "")).rsplit(".", 1)[-1] != "Dense"
+    ]
+    if head is not None:
+        at = next(
+            (i for i, m in enumerate(modules) if str(m["type"]).endswith(".Normalize")),
+            len(modules),
+        )
+        dense = Dense(
+            head.in_features,
+            head.out_features,
+            bias=head.bias is not None,
+            activation_function=nn.Identity(),
+        )
+        dense.linear.load_state_dict(head.state_dict())
+        (directory / f"{at}_Dense").mkdir(exist_ok=True)
+        dense.save(str(directory / f"{at}_Dense"))
+        kind = f"{type(dense).__module__}.{type(dense).__name__}"
+        modules.insert(at, {"path": f"{at}_Dense", "type": kind})
+    numbered = [
+        {"idx": i, "name": str(i)} | {k: v for k, v in m.items() if k not in ("idx", "name")}
+        for i, m in enumerate(modules)
+    ]
+    text = json.dumps(numbered, indent=2) + "\n"
+    (directory / "modules.json").write_text(text, encoding="utf-8")
 
 
 def balance_sources(pairs: list[tuple[str, str]], balance: float) -> list[str]:

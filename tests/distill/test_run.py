@@ -456,6 +456,10 @@ def test_resume_without_checkpoint_and_finished_output_are_errors(workdir: Workd
         ({"epochz": 2}, r"field 'hyperparameters.epochz': Extra inputs are not permitted"),
         ({"learning_rate": -1}, r"field 'hyperparameters.learning_rate'.*\(got -1\)"),
         ({"embedding_loss": "none"}, r"nothing to distil"),
+        (
+            {"embedding_loss": "none", "layer_map": {1: 1}, "pooled_head": "linear"},
+            r"pooled_head is trained by the embedding loss",
+        ),
         ({"hidden_loss": "l1", "layer_map": {1: 1}}, r"hidden_loss.*\(got 'l1'\)"),
         ({"precision": "fp16"}, r"field 'hyperparameters.precision'.*\(got 'fp16'\)"),
     ],
