@@ -239,7 +239,7 @@ class HiddenStateTrainer:
     def _pooled_head(self, s_width: int, t_width: int) -> nn.Linear | None:
         """The linear map on the pooled embedding (``pooled_head: linear``): the student folder's
         own Dense layer where it has one, else the identity (a fresh layer where widths differ)."""
-        saved = dense_folder(self.ctx.student)
+        saved = dense_folder(self.ctx.student) if self.ctx.student.is_dir() else None
         if self.config.pooled_head == "none":
             if saved is not None:
                 raise DistillError(
@@ -247,6 +247,11 @@ class HiddenStateTrainer:
                     f"({saved.name}): set pooled_head: linear to train it on"
                 )
             return None
+        if not (self._sentence_base() / "modules.json").is_file():
+            raise DistillError(
+                f"pooled_head saves a sentence-transformers Dense layer, but "
+                f"{self._sentence_base()} has no modules.json to add it to"
+            )
         if saved is not None:
             head = load_dense(saved, s_width, t_width)
         else:
@@ -256,6 +261,10 @@ class HiddenStateTrainer:
                     head.weight.copy_(torch.eye(s_width))
                     head.bias.zero_()
         return head.to(self.ctx.device)
+
+    def _sentence_base(self) -> Path:
+        """The folder whose sentence-transformers files the student gets."""
+        return self.ctx.student if self.ctx.student.is_dir() else self.ctx.teacher
 
     def _pooled_map(self) -> nn.Module:
         """What maps the student's pooled embedding into the teacher's space."""
@@ -408,7 +417,7 @@ class HiddenStateTrainer:
             torch.save(self.projection.state_dict(), directory / "projection.pt")
             if self.head is None:  # its embeddings are in its own width: no sentence files
                 return
-        base = self.ctx.student if self.ctx.student.is_dir() else self.ctx.teacher
+        base = self._sentence_base()
         for name in _SENTENCE_FILES:
             if (base / name).is_file():
                 shutil.copy2(base / name, directory / name)
@@ -426,13 +435,18 @@ class HiddenStateTrainer:
 
 def dense_folder(model: Path) -> Path | None:
     """The folder of the Dense layer in a sentence-transformers model's modules, if it has one."""
-    modules = model / "modules.json" if model.is_dir() else None
-    if modules is None or not modules.is_file():
+    modules = model / "modules.json"
+    if not modules.is_file():
         return None
     for module in json.loads(modules.read_text(encoding="utf-8")):
-        if str(module.get("type", "")).rsplit(".", 1)[-1] == "Dense":
+        if _is_dense(module):
             return model / str(module["path"])
     return None
+
+
+def _is_dense(module: dict[str, object]) -> bool:
+    """Whether a modules.json entry is a Dense layer (under any of its import paths)."""
+    return str(module.get("type", "")).rsplit(".", 1)[-1] == "Dense"
 
 
 def load_dense(folder: Path, s_width: int, t_width: int) -> nn.Linear:
@@ -469,7 +483,7 @@ def write_modules(directory: Path, head: nn.Linear | None) -> None:
     modules = [
         m
         for m in json.loads((directory / "modules.json").read_text(encoding="utf-8"))
-        if str(m.get("type", "")).rsplit(".", 1)[-1] != "Dense"
+        if not _is_dense(m)
     ]
     if head is not None:
         at = next(

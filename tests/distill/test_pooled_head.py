@@ -136,3 +136,10 @@ def test_without_a_head_the_module_list_is_the_base_models(workdir: Workdir) -> 
     modules = json.loads((folder / "out/modules.json").read_text())
     assert modules == json.loads((folder / "student/modules.json").read_text())
     assert not (folder / "out/2_Dense").exists()
+
+
+def test_a_head_needs_sentence_transformers_files_to_be_saved_in(workdir: Workdir) -> None:
+    folder = workdir("bert-teacher", "bert-teacher")  # plain Hugging Face folders
+    with pytest.raises(DistillError, match=r"pooled_head saves .* has no modules.json"):
+        run_job(tiny.job(folder, hyperparameters=HP), device="cpu")
+    assert not (folder / "out" / "model.safetensors").exists()
