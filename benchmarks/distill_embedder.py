@@ -13,6 +13,10 @@
     .venv/bin/python benchmarks/distill_embedder.py --retrain --name minilm-l3-a \
         --set "student_layers=[0, 3, 5]" --set "layer_map={3: 6}" \
         --add-data awesome_chatgpt_prompts.csv=cc0-1.0          # more (CC0) chat prompts
+    .venv/bin/python benchmarks/distill_embedder.py --name minilm-l3-h10f720-c40-head \
+        --student models/minilm-l3-h10f720-c40 --set student_layers=null \
+        --set "layer_map={3: 6}" --set pooled_head=linear \
+        --set learning_rate=3e-4 --set epochs=4                 # a linear map after pooling
 
 Training goes through a job spec and ``distillguard distill run`` (the licence gate, obligations and
 provenance included). The student is written to ``models/minilm-l2-distilled`` (git-ignored), or
@@ -23,7 +27,10 @@ Figures are on the held-out prompts of the job (the data split by prompt hash): 
 student↔teacher (over all prompts, and over data sources, which weighs chat and instruction prompts
 as much as GSM8K's arithmetic, more than half of the held-out prompts), Spearman correlation of
 pairwise similarities, top-10 nearest-neighbour overlap, and CPU encoding speed of student and
-teacher in the same run (ratio, with one torch thread and with all of them). Both models encode as
+teacher in the same run (ratio, with one torch thread and with all of them); beside them, the mean
+cosine on as many training prompts (the held-out gap: what the student learnt that did not carry)
+and the held-out mean by the share of a prompt's tokens that the training prompts hold fewer than 5
+times. Both models encode as
 the detectors do: their ``embeddings.max_seq_length`` (128 tokens in the shipped detection policy)
 and batch size (128), in float32 and, on a CPU with native bfloat16, in bfloat16 too (its cosines
 and speeds are printed beside; the target is judged with both models in float32). Skips cleanly
@@ -38,8 +45,9 @@ import os
 import shutil
 import sys
 import time
+from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,6 +55,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from detectors.embeddings import Embedder
 PROMPTS = ROOT.parent / "shared" / "data" / "prompts"
 MODELS = ROOT / "models"
@@ -80,6 +90,9 @@ ATTRIBUTION = {
     "xstest_prompts.csv": "Röttger et al., XSTest (paul-rottger/exaggerated-safety), CC BY 4.0",
     "mbpp.jsonl": "Austin et al., MBPP (google-research), CC BY 4.0",
 }
+# held-out prompts by the share of their tokens that the training prompts hold fewer than RARE times
+RARE = 5
+RARE_BANDS = ((0.0, 0.02), (0.02, 0.1), (0.1, 1.01))
 HYPERPARAMETERS = {
     "student_layers": [0, 5],
     "embedding_loss": "cosine",
@@ -142,15 +155,28 @@ def write_job(
     job.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
 
 
-def held_out_prompts(job: Path) -> tuple[list[str], list[str]]:
-    """The held-out prompts of the job and the data file each came from."""
+def job_prompts(job: Path) -> tuple[list[str], list[str], list[str]]:
+    """The held-out prompts of the job, the data file each came from, and the training prompts."""
     from distill.data import load_examples, split
     from distill.spec import load_job_spec
 
     spec = load_job_spec(job).model
     examples = load_examples(spec.data)
-    _, held = split(examples, float(spec.hyperparameters["eval_fraction"]))
-    return [e.prompt for e in held], [Path(e.source).name for e in held]
+    train, held = split(examples, float(spec.hyperparameters["eval_fraction"]))
+    return [e.prompt for e in held], [Path(e.source).name for e in held], [e.prompt for e in train]
+
+
+def rare_token_shares(tokenizer: Any, train: list[str], held: list[str], seq: int) -> np.ndarray:
+    """For each held-out prompt, the share of its tokens (first ``seq``) that the training prompts
+    hold fewer than ``RARE`` times: where a student that drifted from its base on the training
+    text meets tokens it barely trained on."""
+    import numpy as np
+
+    counts: Counter[int] = Counter()
+    for ids in tokenizer(train, truncation=True, max_length=seq)["input_ids"]:
+        counts.update(ids)
+    rows = tokenizer(held, truncation=True, max_length=seq)["input_ids"]
+    return np.array([np.mean([counts[t] < RARE for t in ids]) for ids in rows])
 
 
 def encode_speed(encoders: list[Embedder], texts: list[str], repeats: int = 3) -> list[float]:
@@ -245,7 +271,7 @@ def main() -> None:
         trained_now = True
     provenance = json.loads((student_dir / "distillation_provenance.json").read_text())
 
-    texts, sources = held_out_prompts(job)
+    texts, sources, train_texts = job_prompts(job)
     from detectors.embeddings import Embedder, cpu_has_bfloat16
     from policies.detection import load_detection_policy
 
@@ -277,6 +303,14 @@ def main() -> None:
     t_nn = np.argsort(-t_sim, axis=1)[:, :k]
     s_nn = np.argsort(-s_sim, axis=1)[:, :k]
     overlap = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(t_nn, s_nn, strict=True)]))
+    # as many training prompts as held out, spread over the data: the gap is what did not carry
+    seen = [train_texts[i * len(train_texts) // len(texts)] for i in range(len(texts))]
+    seen_cosine = float(
+        (encoders["teacher", "float32"].encode(seen) * encoders["student", "float32"].encode(seen))
+        .sum(1)
+        .mean()
+    )
+    rare = rare_token_shares(student.tokenizer, train_texts, texts, seq)
 
     timed = texts[: args.speed_prompts]
     threads = torch.get_num_threads()
@@ -306,6 +340,13 @@ def main() -> None:
         "default_data_prompts": int(default.sum()),
         "default_data_mean_cosine": round(float(cosine[default].mean()), 4),
         "lowest_sources": ", ".join(f"{name} {per_source[name]:.3f}" for name in worst),
+        "training_prompts_mean_cosine": round(seen_cosine, 4),
+        "held_out_gap": round(seen_cosine - float(cosine.mean()), 4),
+        f"mean_cosine_by_share_of_tokens_seen_under_{RARE}_times": ", ".join(
+            f"[{lo:.0%}, {hi:.0%}) {cosine[band].mean():.4f} (n={band.sum()})"
+            for lo, hi in RARE_BANDS
+            if (band := (rare >= lo) & (rare < hi)).any()
+        ),
         "spearman_pairwise_similarity": round(rho, 4),
         f"top{k}_neighbour_overlap": round(overlap, 4),
         "max_seq_length": seq,

