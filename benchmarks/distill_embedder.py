@@ -343,7 +343,8 @@ def main() -> None:
         "training_prompts_mean_cosine": round(seen_cosine, 4),
         "held_out_gap": round(seen_cosine - float(cosine.mean()), 4),
         f"mean_cosine_by_share_of_tokens_seen_under_{RARE}_times": ", ".join(
-            f"[{lo:.0%}, {hi:.0%}) {cosine[band].mean():.4f} (n={band.sum()})"
+            f"{f'[{lo:.0%}, {hi:.0%})' if hi <= 1 else f'>={lo:.0%}'} "
+            f"{cosine[band].mean():.4f} (n={band.sum()})"
             for lo, hi in RARE_BANDS
             if (band := (rare >= lo) & (rare < hi)).any()
         ),
