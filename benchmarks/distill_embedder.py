@@ -15,7 +15,7 @@
         --add-data awesome_chatgpt_prompts.csv=cc0-1.0          # more (CC0) chat prompts
     .venv/bin/python benchmarks/distill_embedder.py --name minilm-l3-h10f720-c40-head \
         --student models/minilm-l3-h10f720-c40 --set student_layers=null \
-        --set "layer_map={3: 6}" --set pooled_head=linear \
+        --set "layer_map={3: 6}" --set pooled_head=linear --set cache_teacher=true \
         --set learning_rate=3e-4 --set epochs=4                 # a linear map after pooling
 
 Training goes through a job spec and ``distillguard distill run`` (the licence gate, obligations and

