@@ -77,6 +77,13 @@ class HiddenStateConfig(TrainConfig):
         "word drawn from the training texts by frequency (the teacher embeds the result): "
         "inputs near the data that it does not hold, as TinyBERT augments small data",
     )
+    substitution_words: Literal["training", "vocabulary"] = Field(
+        "training",
+        description="where word_substitution draws its words: training, the words of the "
+        "training texts by frequency; vocabulary, every whole word of the student's tokenizer "
+        "alike (one token, letters only, no special tokens), so that tokens the training texts "
+        "rarely or never hold are learnt in context too",
+    )
     source_balance: float = Field(
         0.0,
         ge=0,
@@ -125,6 +132,8 @@ class HiddenStateConfig(TrainConfig):
                 raise ValueError(f"student_layers must be >= 0, got {self.student_layers}")
         if self.pooled_head != "none" and self.embedding_loss == "none":
             raise ValueError("pooled_head is trained by the embedding loss: set embedding_loss")
+        if self.substitution_words != "training" and self.word_substitution == 0:
+            raise ValueError("substitution_words needs word_substitution above 0")
         if self.prune_until > 0 and self.ffn_size is None:
             raise ValueError("prune_until needs ffn_size: the size to prune the student to")
         for s, t in self.layer_map.items():

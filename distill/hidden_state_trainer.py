@@ -126,7 +126,9 @@ class HiddenStateTrainer:
                     f"teacher 0..{t_depth}"
                 )
         self._lengths: list[int] | None = None
-        self._words: tuple[list[str], Tensor] | None = None
+        self._words: tuple[list[str], Tensor] | None = None  # what word_substitution draws
+        if cfg.word_substitution > 0:
+            self._words = self._substitution_words()  # a tokenizer without words stops here
         self.targets: Tensor | None = None  # pooled teacher embeddings of the training texts
         self.states: teacher_states.TeacherStates | None = None
         if cfg.layer_map and cfg.cache_teacher:
@@ -297,13 +299,32 @@ class HiddenStateTrainer:
             changed.append(cropped)
         return out, changed
 
-    def _substitute(self, texts: list[str]) -> tuple[list[str], list[bool]]:
-        """Replace each word with chance ``word_substitution`` by a word of the training texts
-        drawn by frequency (torch's RNG, as crops); spacing and line breaks are kept. Which
-        texts changed."""
-        if self._words is None:
+    def _substitution_words(self) -> tuple[list[str], Tensor]:
+        """The words ``word_substitution`` draws from and their weights: the training texts'
+        words by frequency, or (``substitution_words: vocabulary``) every whole word of the
+        tokenizer alike: a token of letters only that is not special and that the tokenizer
+        reads back as itself alone (which leaves out BERT's "##" pieces)."""
+        if self.config.substitution_words == "training":
             counts = Counter(w for text in self.texts for w in text.split())
-            self._words = list(counts), torch.tensor(list(counts.values()), dtype=torch.float)
+            return list(counts), torch.tensor(list(counts.values()), dtype=torch.float)
+        special = set(self.tokenizer.all_special_tokens)
+        tokens = sorted(t for t in self.tokenizer.get_vocab() if t not in special)
+        words = [self.tokenizer.convert_tokens_to_string([t]).strip() for t in tokens]
+        words = sorted({w for w in words if len(w) > 1 and w.isalpha()})
+        ids = self.tokenizer(words, add_special_tokens=False)["input_ids"] if words else []
+        words = [w for w, i in zip(words, ids, strict=True) if len(i) == 1]
+        if not words:
+            raise DistillError(
+                "substitution_words: vocabulary: the student's tokenizer has no whole words "
+                "(single tokens of letters only) to substitute"
+            )
+        return words, torch.ones(len(words))
+
+    def _substitute(self, texts: list[str]) -> tuple[list[str], list[bool]]:
+        """Replace each word with chance ``word_substitution`` by a word drawn by
+        ``_substitution_words`` (torch's RNG, as crops); spacing and line breaks are kept. Which
+        texts changed."""
+        assert self._words is not None, "drawn once, when the trainer is built"
         vocabulary, weights = self._words
         out, changed = [], []
         for text in texts:

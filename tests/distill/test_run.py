@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -337,9 +338,8 @@ def test_word_substitution_swaps_words_for_training_words_and_keeps_spacing() ->
     torch.manual_seed(0)
     text = "alpha beta gamma\n\ndelta  epsilon"
     pool = ["zeta zeta zeta eta"]  # zeta three times as likely as eta
-    owner = SimpleNamespace(
-        config=HiddenStateConfig(word_substitution=0.5), texts=pool, _words=None
-    )
+    owner = SimpleNamespace(config=HiddenStateConfig(word_substitution=0.5), texts=pool)
+    owner._words = HiddenStateTrainer._substitution_words(owner)  # type: ignore[arg-type]
     out, changed = HiddenStateTrainer._substitute(owner, [text] * 400 + [""])  # type: ignore[arg-type]
     assert out[-1] == "" and changed == [new != text for new in out[:-1]] + [False]
     assert 0 < changed.count(False) < 50  # a text keeps all five words with chance 1/32
@@ -350,8 +350,55 @@ def test_word_substitution_swaps_words_for_training_words_and_keeps_spacing() ->
     assert 0.4 < len(swapped) / (400 * 5) < 0.6
     assert set(swapped) == {"zeta", "eta"}
     assert 2.5 < swapped.count("zeta") / swapped.count("eta") < 3.5
-    none = SimpleNamespace(config=HiddenStateConfig(), texts=pool, _words=None)
+    none = SimpleNamespace(config=HiddenStateConfig(), _words=owner._words)
     assert HiddenStateTrainer._substitute(none, [text]) == ([text], [False])  # type: ignore[arg-type]
+
+
+def test_vocabulary_substitution_draws_whole_words_of_the_tokenizer_alike() -> None:
+    from types import SimpleNamespace
+
+    import torch
+
+    from distill.exceptions import DistillError
+    from distill.hidden_state_config import HiddenStateConfig
+    from distill.hidden_state_trainer import HiddenStateTrainer
+
+    torch.manual_seed(0)
+    tokenizer = tiny.minilm_tokenizer()
+    config = HiddenStateConfig(word_substitution=0.5, substitution_words="vocabulary")
+    owner = SimpleNamespace(config=config, tokenizer=tokenizer, texts=["zeta eta"])
+    owner._words = HiddenStateTrainer._substitution_words(owner)  # type: ignore[arg-type]
+    text = "alpha beta gamma\n\ndelta  epsilon"
+    out, changed = HiddenStateTrainer._substitute(owner, [text] * 400)  # type: ignore[arg-type]
+    swapped: list[str] = []
+    for new in out:
+        assert re.sub(r"\S+", "w", new) == "w w w\n\nw  w"
+        swapped += [b for a, b in zip(text.split(), new.split(), strict=True) if a != b]
+    assert 0.4 < len(swapped) / (400 * 5) < 0.6 and changed == [new != text for new in out]
+    vocabulary = tokenizer.get_vocab()
+    for word in swapped:  # a whole word: one token of letters, not a "##" piece or [UNK]
+        assert word in vocabulary and word.isalpha() and len(word) > 1
+        assert tokenizer(word, add_special_tokens=False)["input_ids"] == [vocabulary[word]]
+    # ~22k words alike: a thousand draws are nearly all different, none weighted to the texts
+    assert len(set(swapped)) > 0.9 * len(swapped) and swapped.count("zeta") < 3
+    words, weights = owner._words
+    assert len(words) > 20_000 and "##ing" not in words and "[CLS]" not in words
+    assert torch.equal(weights, torch.ones(len(words)))
+
+    def wordlevel(text: str) -> Any:
+        from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+        from transformers import PreTrainedTokenizerFast
+
+        raw = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+        raw.pre_tokenizer = pre_tokenizers.Whitespace()
+        raw.train_from_iterator([text], trainer=trainers.WordLevelTrainer(special_tokens=["[UNK]"]))
+        return PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="[UNK]")
+
+    mixed = SimpleNamespace(config=config, tokenizer=wordlevel("what is 12 plus x34 b"))
+    assert HiddenStateTrainer._substitution_words(mixed)[0] == ["is", "plus", "what"]  # type: ignore[arg-type]
+    letters = SimpleNamespace(config=config, tokenizer=wordlevel("1 2 a b"))
+    with pytest.raises(DistillError, match="tokenizer has no whole words"):
+        HiddenStateTrainer._substitution_words(letters)  # type: ignore[arg-type]
 
 
 def test_source_balance_evens_out_sources_and_keeps_the_epoch_length() -> None:
@@ -385,7 +432,9 @@ def test_source_balance_evens_out_sources_and_keeps_the_epoch_length() -> None:
 
 
 @pytest.mark.parametrize(
-    "extra", [{}, {"layer_map": {2: 4}, "cache_teacher": True}], ids=["pooled", "cached-states"]
+    "extra",
+    [{}, {"layer_map": {2: 4}, "cache_teacher": True, "substitution_words": "vocabulary"}],
+    ids=["pooled", "cached-states-vocabulary"],
 )
 def test_stop_and_resume_finishes_like_an_uninterrupted_run(
     workdir: Workdir, tmp_path: Path, extra: dict[str, object]
@@ -452,6 +501,7 @@ def test_resume_without_checkpoint_and_finished_output_are_errors(workdir: Workd
             {"embedding_loss": "none", "layer_map": {1: 1}, "pooled_head": "linear"},
             r"pooled_head is trained by the embedding loss",
         ),
+        ({"substitution_words": "vocabulary"}, r"substitution_words needs word_substitution"),
         ({"hidden_loss": "l1", "layer_map": {1: 1}}, r"hidden_loss.*\(got 'l1'\)"),
         ({"precision": "fp16"}, r"field 'hyperparameters.precision'.*\(got 'fp16'\)"),
     ],
