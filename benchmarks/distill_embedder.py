@@ -17,6 +17,10 @@
         --student models/minilm-l3-h10f720-c40 --set student_layers=null \
         --set "layer_map={3: 6}" --set pooled_head=linear --set cache_teacher=true \
         --set learning_rate=3e-4 --set epochs=4                 # a linear map after pooling
+    .venv/bin/python benchmarks/distill_embedder.py --retrain --name minilm-l3-h10f720-vs30 \
+        --set "student_layers=[0, 3, 5]" --set "layer_map={3: 6}" --set attention_heads=10 \
+        --set ffn_size=720 --set cache_teacher=true --set word_substitution=0.1 \
+        --set substitution_words=vocabulary --set epochs=30     # words from the whole vocabulary
 
 Training goes through a job spec and ``distillguard distill run`` (the licence gate, obligations and
 provenance included). The student is written to ``models/minilm-l2-distilled`` (git-ignored), or
