@@ -308,7 +308,7 @@ class HiddenStateTrainer:
             counts = Counter(w for text in self.texts for w in text.split())
             return list(counts), torch.tensor(list(counts.values()), dtype=torch.float)
         special = set(self.tokenizer.all_special_tokens)
-        tokens = sorted(t for t in self.tokenizer.get_vocab() if t not in special)
+        tokens = [t for t in self.tokenizer.get_vocab() if t not in special]
         words = [self.tokenizer.convert_tokens_to_string([t]).strip() for t in tokens]
         words = sorted({w for w in words if len(w) > 1 and w.isalpha()})
         ids = self.tokenizer(words, add_special_tokens=False)["input_ids"] if words else []

@@ -10,7 +10,6 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -385,18 +384,9 @@ def test_vocabulary_substitution_draws_whole_words_of_the_tokenizer_alike() -> N
     assert len(words) > 20_000 and "##ing" not in words and "[CLS]" not in words
     assert torch.equal(weights, torch.ones(len(words)))
 
-    def wordlevel(text: str) -> Any:
-        from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-        from transformers import PreTrainedTokenizerFast
-
-        raw = Tokenizer(models.WordLevel(unk_token="[UNK]"))
-        raw.pre_tokenizer = pre_tokenizers.Whitespace()
-        raw.train_from_iterator([text], trainer=trainers.WordLevelTrainer(special_tokens=["[UNK]"]))
-        return PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="[UNK]")
-
-    mixed = SimpleNamespace(config=config, tokenizer=wordlevel("what is 12 plus x34 b"))
+    mixed = SimpleNamespace(config=config, tokenizer=tiny.wordlevel(["what is 12 plus x34 b"]))
     assert HiddenStateTrainer._substitution_words(mixed)[0] == ["is", "plus", "what"]  # type: ignore[arg-type]
-    letters = SimpleNamespace(config=config, tokenizer=wordlevel("1 2 a b"))
+    letters = SimpleNamespace(config=config, tokenizer=tiny.wordlevel(["1 2 a b"]))
     with pytest.raises(DistillError, match="tokenizer has no whole words"):
         HiddenStateTrainer._substitution_words(letters)  # type: ignore[arg-type]
 

@@ -96,19 +96,23 @@ def llama(folder: Path, hidden: int, layers: int, vocab_pad: int = 0, seed: int 
     return _save(LlamaForCausalLM(config), tok, folder)
 
 
-def wordlevel_tokenizer(folder: Path) -> None:
-    """A different tokenizer (WordLevel over a few words) saved into ``folder``."""
+def wordlevel(texts: list[str]) -> Any:
+    """A WordLevel tokenizer over the words of ``texts`` ([UNK], [PAD] and [SEP] special)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     raw = Tokenizer(models.WordLevel(unk_token="[UNK]"))
     raw.pre_tokenizer = pre_tokenizers.Whitespace()
     trainer = trainers.WordLevelTrainer(special_tokens=["[UNK]", "[PAD]", "[SEP]"])
-    raw.train_from_iterator(["what is two plus two", "the answer is four"], trainer=trainer)
-    fast = PreTrainedTokenizerFast(
+    raw.train_from_iterator(texts, trainer=trainer)
+    return PreTrainedTokenizerFast(
         tokenizer_object=raw, unk_token="[UNK]", pad_token="[PAD]", eos_token="[SEP]"
     )
-    fast.save_pretrained(str(folder))
+
+
+def wordlevel_tokenizer(folder: Path) -> None:
+    """A different tokenizer (WordLevel over a few words) saved into ``folder``."""
+    wordlevel(["what is two plus two", "the answer is four"]).save_pretrained(str(folder))
 
 
 def prompts(folder: Path, count: int = 24, name: str = "prompts.jsonl") -> Path:
